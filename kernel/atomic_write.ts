@@ -48,7 +48,7 @@ export async function atomicWrite(
     let written = 0;
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
     // The umask may have narrowed the mode given to open; the target's mode must survive.
-    await file.chmod(mode);
+    await Deno.chmod(tmp, mode);
     if (durable) await file.sync();
   } catch (err) {
     file.close();

@@ -10,7 +10,7 @@ export function encodeBase64(bytes: Uint8Array): string {
 }
 
 /** Decode standard base64; throws a TypeError naming the problem on bad input. */
-export function decodeBase64(text: string): Uint8Array {
+export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   let bin: string;
   try {
     bin = atob(text);

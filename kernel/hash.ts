@@ -1,5 +1,9 @@
 /** Domain-separated SHA-256 over RFC 8785 canonical JSON. */
-import canonicalize from "canonicalize";
+import canonicalizeModule from "canonicalize";
+
+// The package ships CommonJS typings that Deno reads as a namespace; at runtime the default
+// export is the function itself.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined;
 
 /**
  * The domains we hash in. Each prefix is distinct and ends in a newline, so the hash of an audit
@@ -30,7 +34,7 @@ export function toHex(bytes: Uint8Array): string {
 }
 
 /** Bytes of a lower-case or upper-case hex string; throws on odd length or non-hex. */
-export function fromHex(hex: string): Uint8Array {
+export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
     throw new TypeError(`expected hex, got ${JSON.stringify(hex.slice(0, 16))}`);
   }
@@ -52,7 +56,7 @@ export function fromHex(hex: string): Uint8Array {
 export async function domainHash(
   domain: HashDomain,
   data: string | Uint8Array,
-): Promise<Uint8Array> {
+): Promise<Uint8Array<ArrayBuffer>> {
   const prefix = encoder.encode(HASH_DOMAINS[domain]);
   const body = typeof data === "string" ? encoder.encode(data) : data;
   const buf = new Uint8Array(prefix.length + body.length);
@@ -62,7 +66,10 @@ export async function domainHash(
 }
 
 /** Domain hash of the canonical JSON of `value`, as raw bytes. */
-export function canonicalHash(domain: HashDomain, value: unknown): Promise<Uint8Array> {
+export function canonicalHash(
+  domain: HashDomain,
+  value: unknown,
+): Promise<Uint8Array<ArrayBuffer>> {
   return domainHash(domain, canonicalJson(value));
 }
 

@@ -1,0 +1,22 @@
+/** Every command by name; `os` is a group whose sub-commands are named `os <sub>`. */
+import { aliasCommand } from "./alias.ts";
+import { auditCommand } from "./audit.ts";
+import { bootCommand } from "./boot.ts";
+import type { Command } from "./command.ts";
+import { demoCommand } from "./demo.ts";
+import { initCommand } from "./init.ts";
+import { logCommand } from "./log.ts";
+
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  bootCommand,
+  auditCommand,
+  logCommand,
+  aliasCommand,
+  demoCommand,
+];
+
+/** Command groups: the first word that needs a second one. */
+export const GROUPS = new Set(
+  COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]),
+);

@@ -1,0 +1,112 @@
+/**
+ * `fold(rows)`: the pure function from audit rows to kernel state. The daemon's memory is a
+ * cache of this; after a crash, folding the log again rebuilds it.
+ */
+import type { AuditRow } from "./audit_schema.ts";
+
+/** One issued agent alias. */
+export interface AliasRecord {
+  alias: string;
+  name: string;
+  n: number;
+  seq: number;
+}
+
+/** A session as the log knows it. */
+export interface SessionRecord {
+  id: string;
+  alias: string;
+  state: "alive" | "dead";
+  since: number;
+  lastSeq: number;
+}
+
+/** A file some tool touched, with the last generation the log recorded. */
+export interface FileRecord {
+  path: string;
+  gen: number;
+  actor: string;
+  seq: number;
+  ts: string;
+}
+
+/** Everything the log implies so far. */
+export interface FoldState {
+  rows: number;
+  lastSeq: number;
+  aliases: Map<string, AliasRecord>;
+  /** Highest n issued per alias name; the next alias uses n + 1. */
+  highestN: Map<string, number>;
+  sessions: Map<string, SessionRecord>;
+  files: Map<string, FileRecord>;
+}
+
+/** The state before any row. */
+export function emptyState(): FoldState {
+  return {
+    rows: 0,
+    lastSeq: -1,
+    aliases: new Map(),
+    highestN: new Map(),
+    sessions: new Map(),
+    files: new Map(),
+  };
+}
+
+const SESSION_END_EVENTS = new Set(["session.exit", "session.dead", "session.reap"]);
+
+/**
+ * Apply one row to `state` (mutating it, for speed over large logs) and return it.
+ * Unknown events are ignored, so old kernels can fold logs written by newer ones.
+ */
+export function foldRow(state: FoldState, row: AuditRow): FoldState {
+  state.rows++;
+  state.lastSeq = row.seq;
+  if (row.event === "agent.alias") {
+    const alias = String(row.alias);
+    const name = String(row.name);
+    const n = Number(row.n);
+    if (!state.aliases.has(alias)) state.aliases.set(alias, { alias, name, n, seq: row.seq });
+    state.highestN.set(name, Math.max(state.highestN.get(name) ?? 0, n));
+  } else if (row.event === "session.spawn" && typeof row.session === "string") {
+    state.sessions.set(row.session, {
+      id: row.session,
+      alias: typeof row.alias === "string" ? row.alias : row.actor,
+      state: "alive",
+      since: row.seq,
+      lastSeq: row.seq,
+    });
+  } else if (SESSION_END_EVENTS.has(row.event) && typeof row.session === "string") {
+    const session = state.sessions.get(row.session);
+    if (session) {
+      session.state = "dead";
+      session.lastSeq = row.seq;
+    }
+  }
+  if (typeof row.path === "string" && typeof row.gen === "number") {
+    state.files.set(row.path, {
+      path: row.path,
+      gen: row.gen,
+      actor: row.actor,
+      seq: row.seq,
+      ts: row.ts,
+    });
+  }
+  return state;
+}
+
+/**
+ * Fold every row into a fresh state.
+ *
+ * @example
+ * ```ts
+ * import { fold } from "./fold.ts";
+ * const state = fold([]);
+ * console.assert(state.rows === 0 && state.aliases.size === 0);
+ * ```
+ */
+export function fold(rows: Iterable<AuditRow>): FoldState {
+  const state = emptyState();
+  for (const row of rows) foldRow(state, row);
+  return state;
+}
