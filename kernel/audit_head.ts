@@ -2,7 +2,6 @@
  * `.ostk/audit.head`: the chain's last seq and hash, signed, kept outside the log. A chain alone
  * cannot notice whole rows cut from its end or a rewrite from scratch; the head can.
  */
-import { atomicWrite } from "./atomic_write.ts";
 import { encodeBase64 } from "./base64.ts";
 import { OstkError } from "./errors.ts";
 import { canonicalHash } from "./hash.ts";
@@ -15,8 +14,10 @@ export function headDigest(head: Omit<AuditHead, "sig">): Promise<Uint8Array<Arr
 }
 
 /**
- * Rewrite the head atomically. Not fsynced: the log is synced first, so after a power cut the
- * head can only lag the log, which verification accepts, never run ahead of it.
+ * Rewrite the head atomically (temp file + rename). Not fsynced: the log is synced first, so
+ * after a power cut the head can only lag the log, which verification accepts, never run ahead
+ * of it. Synchronous calls on purpose: the head is a few dozen bytes written on every append, and
+ * Deno's async file ops each cost a thread-pool round trip that tripled the append time.
  */
 export async function writeHead(
   path: string,
@@ -27,7 +28,14 @@ export async function writeHead(
   const unsigned = { seq: last.seq, hash: last.hash, ts: now.toISOString() };
   const sig = signer ? encodeBase64(await signer.sign(await headDigest(unsigned))) : "";
   const head = { ...unsigned, sig };
-  await atomicWrite(path, JSON.stringify(head) + "\n", { durable: false, mode: 0o644 });
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(head) + "\n", { mode: 0o644 });
+  try {
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    Deno.removeSync(tmp);
+    throw err;
+  }
   return head;
 }
 

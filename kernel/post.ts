@@ -5,6 +5,9 @@
 import { atomicWrite } from "./atomic_write.ts";
 import { AuditLog } from "./audit.ts";
 import { verifyAuditLog } from "./audit_verify.ts";
+import { casWrite } from "./gen_table.ts";
+import { OstkError } from "./errors.ts";
+import { hotPr } from "./hot_pr.ts";
 import { ephemeralSigner, type Signer, verifierFor } from "./identity.ts";
 
 /** One primitive's self-test outcome. */
@@ -43,8 +46,8 @@ export interface PostOptions {
 export async function powerOnSelfTest(options: PostOptions = {}): Promise<PostReport> {
   const probes: [string, Probe | undefined][] = [
     ["atomic-write", atomicWriteProbe],
-    ["gen-cas", undefined],
-    ["hot-pr", undefined],
+    ["gen-cas", genCasProbe],
+    ["hot-pr", hotPrProbe],
     ["audit", auditProbe],
     ["identity", (scratch) => identityProbe(scratch, options)],
     ["digest", undefined],
@@ -81,6 +84,37 @@ async function atomicWriteProbe(scratch: string): Promise<string> {
   for await (const entry of Deno.readDir(scratch)) leftovers.push(entry.name);
   expect(leftovers.length === 1, `temporary files left behind: ${leftovers.join(", ")}`);
   return "write, rename and read back agree";
+}
+
+async function genCasProbe(scratch: string): Promise<string> {
+  const ostkDir = `${scratch}/.ostk`;
+  await Deno.mkdir(ostkDir);
+  const target = { ostkDir, absPath: `${scratch}/probe.txt`, relPath: "probe.txt", writer: "post" };
+  const enc = new TextEncoder();
+  const first = await casWrite({ ...target, bytes: enc.encode("one\n") });
+  const second = await casWrite({ ...target, bytes: enc.encode("two\n"), expectedGen: first.gen });
+  let refused = false;
+  try {
+    await casWrite({ ...target, bytes: enc.encode("stale\n"), expectedGen: first.gen });
+  } catch (err) {
+    if (!(err instanceof OstkError && err.code === "conflict")) throw err;
+    refused = true;
+  }
+  expect(refused, "a write with a stale expected gen was accepted");
+  expect((await Deno.readTextFile(target.absPath)) === "two\n", "the stale write changed the file");
+  return `gen ${first.gen} → ${second.gen}; a write expecting gen ${first.gen} was refused`;
+}
+
+function hotPrProbe(_scratch: string): Promise<string> {
+  const lines = Array.from({ length: 20 }, (_, i) => `line ${i + 1}`);
+  const base = lines.join("\n") + "\n";
+  const mine = base.replace("line 2\n", "line 2 (mine)\n");
+  const current = base.replace("line 15\n", "line 15 (theirs)\n");
+  const result = hotPr({ base, current, mine });
+  expect(result.kind === "merged", `expected a tier-1 merge, got ${result.kind}`);
+  const text = result.kind === "merged" ? result.text : "";
+  expect(text.includes("line 2 (mine)") && text.includes("line 15 (theirs)"), "merge lost a side");
+  return Promise.resolve("two edits 13 lines apart merged at tier 1 with both sides kept");
 }
 
 async function auditProbe(scratch: string): Promise<string> {
