@@ -2,6 +2,7 @@
 import { aliasCommand } from "./alias.ts";
 import { auditCommand } from "./audit.ts";
 import { bootCommand } from "./boot.ts";
+import { callCommand } from "./call.ts";
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { initCommand } from "./init.ts";
@@ -13,6 +14,7 @@ export const COMMANDS: readonly Command[] = [
   auditCommand,
   logCommand,
   aliasCommand,
+  callCommand,
   demoCommand,
 ];
 

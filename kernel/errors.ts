@@ -35,13 +35,22 @@ export class OstkError extends Error {
   readonly code: OstkErrorCode;
   readonly site: ErrorSite;
   readonly hint?: string;
+  /** Structured facts a caller may act on (a conflict's diff, a denial's rule). */
+  readonly details?: Record<string, unknown>;
 
-  constructor(code: OstkErrorCode, message: string, site: ErrorSite = {}, hint?: string) {
+  constructor(
+    code: OstkErrorCode,
+    message: string,
+    site: ErrorSite = {},
+    hint?: string,
+    details?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = "OstkError";
     this.code = code;
     this.site = site;
     this.hint = hint;
+    this.details = details;
   }
 
   /** `file:line: message (hint)` — the one-line form the CLI prints. */

@@ -39,7 +39,34 @@ export interface FoldState {
   highestN: Map<string, number>;
   sessions: Map<string, SessionRecord>;
   files: Map<string, FileRecord>;
+  /** Per reader alias: the gen of each path it last read (or wrote, which implies a read). */
+  reads: Map<string, Map<string, SeenVersion>>;
+  /** The latest write and conflict events, oldest first, for load figures (bounded). */
+  recent: RecentEvent[];
 }
+
+/** The version of a file a reader last saw: its gen, and its content hash when known. */
+export interface SeenVersion {
+  gen: number;
+  hash?: string;
+}
+
+/** A write or conflict at a time, for the digest's load line. */
+export interface RecentEvent {
+  ms: number;
+  kind: "write" | "conflict";
+}
+
+/** Events that change a file's content and so its gen. */
+export const WRITE_EVENTS = new Set([
+  "tool.file_edit",
+  "tool.file_write",
+  "tool.file_create",
+  "bypass.detected",
+  "gen.recover",
+]);
+
+const RECENT_LIMIT = 512;
 
 /** The state before any row. */
 export function emptyState(): FoldState {
@@ -50,6 +77,8 @@ export function emptyState(): FoldState {
     highestN: new Map(),
     sessions: new Map(),
     files: new Map(),
+    reads: new Map(),
+    recent: [],
   };
 }
 
@@ -84,15 +113,50 @@ export function foldRow(state: FoldState, row: AuditRow): FoldState {
     }
   }
   if (typeof row.path === "string" && typeof row.gen === "number") {
-    state.files.set(row.path, {
-      path: row.path,
-      gen: row.gen,
-      actor: row.actor,
-      seq: row.seq,
-      ts: row.ts,
-    });
+    if (WRITE_EVENTS.has(row.event)) {
+      // Rows of two writers may land in either order; the higher gen is the later write.
+      const known = state.files.get(row.path);
+      if (!known || row.gen >= known.gen) {
+        state.files.set(row.path, {
+          path: row.path,
+          gen: row.gen,
+          actor: row.actor,
+          seq: row.seq,
+          ts: row.ts,
+        });
+      }
+      if (row.event !== "bypass.detected" && row.event !== "gen.recover") {
+        noteRead(state, row.actor, row.path, row.gen, row.hash);
+      }
+      pushRecent(state, row.ts, "write");
+    } else if (row.event === "tool.file_read" && row.ranged !== true) {
+      // A ranged read saw only part of the file; it must not make a later full read elide.
+      noteRead(state, row.actor, row.path, row.gen, row.hash);
+    }
   }
+  if (row.event === "tool.conflict") pushRecent(state, row.ts, "conflict");
   return state;
+}
+
+function noteRead(
+  state: FoldState,
+  reader: string,
+  path: string,
+  gen: number,
+  hash: unknown,
+): void {
+  let seen = state.reads.get(reader);
+  if (!seen) state.reads.set(reader, seen = new Map());
+  const before = seen.get(path);
+  if (before && before.gen > gen) return;
+  seen.set(path, { gen, ...(typeof hash === "string" ? { hash } : {}) });
+}
+
+function pushRecent(state: FoldState, ts: string, kind: RecentEvent["kind"]): void {
+  state.recent.push({ ms: Date.parse(ts), kind });
+  if (state.recent.length > RECENT_LIMIT) {
+    state.recent.splice(0, state.recent.length - RECENT_LIMIT);
+  }
 }
 
 /**

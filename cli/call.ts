@@ -1,0 +1,88 @@
+/** `ostk call <tool> '<json>'`: one kernel tool call from a script or a shell. */
+import { OstkError } from "../kernel/errors.ts";
+import { locateProject, projectSigner } from "../kernel/project.ts";
+import { Kernel } from "../kernel/tools.ts";
+import { TOOL_SCHEMAS } from "../kernel/tool_schema.ts";
+import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+
+export const callCommand: Command = {
+  name: "call",
+  summary: "Run one kernel tool (file:read, file:edit, file:write, file:create) with JSON args.",
+  usage: "call <tool> '<json>' [--as ALIAS] [--json]",
+  help: `tools: ${Object.keys(TOOL_SCHEMAS).join(", ")}
+  file:read   {path, offset?, limit?, force?}
+  file:edit   {path, old, new, expected_gen?, replace_all?}
+  file:write  {path, content, expected_gen?}
+  file:create {path, content}
+
+  --as ALIAS  the caller's agent alias (default: operator)
+  --json      print the whole response (result or error, and digest) as JSON
+
+Exit codes: 0 the call succeeded (a tier-1 merge included); 1 the kernel refused it (conflict,
+policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, args not JSON).`,
+  async run(ctx) {
+    const { values, positionals } = parseFlags("call", ctx.argv, {
+      as: { type: "string" },
+      json: { type: "boolean" },
+    }, true);
+    if (values.help) {
+      out(helpText(callCommand));
+      return EXIT.ok;
+    }
+    const [tool, json, ...extra] = positionals;
+    if (!tool || extra.length > 0) {
+      throw new OstkError(
+        "usage",
+        "expected a tool and one JSON argument",
+        {},
+        "see 'ostk call --help'",
+      );
+    }
+    let args: unknown = {};
+    if (json !== undefined) {
+      try {
+        args = JSON.parse(json);
+      } catch (e) {
+        throw new OstkError(
+          "usage",
+          `arguments are not JSON: ${(e as Error).message}`,
+          {},
+          `e.g. ostk call file:read '{"path":"README.md"}'`,
+        );
+      }
+    }
+    const paths = await locateProject(ctx.cwd);
+    const key = await projectSigner(paths);
+    const kernel = new Kernel(paths, { signer: key.signer });
+    try {
+      const response = await kernel.call(tool, args, { alias: values.as ?? "operator" });
+      if (values.json) outJson(response);
+      else if (response.ok) {
+        const r = response.result;
+        if (typeof r.text === "string") out(r.text);
+        else if (response.tool === "file:read") out(String(r.content ?? ""));
+        else {
+          const merged = r.merged ? ` (merged: ${r.merged})` : "";
+          out(
+            `ok ${response.tool} ${r.path} gen=${r.gen}${
+              r.unchanged ? " (unchanged)" : ""
+            }${merged}`,
+          );
+        }
+        out(response.digest);
+      } else {
+        const e = response.error;
+        err(
+          `ostk: ${
+            e.file ? `${e.file}${e.line !== undefined ? `:${e.line}` : ""}: ` : ""
+          }${e.message}${e.hint ? ` (${e.hint})` : ""}`,
+        );
+        if (typeof e.details?.diff === "string") err(e.details.diff);
+        if (e.details?.suggestion) err(`suggested edit: ${JSON.stringify(e.details.suggestion)}`);
+      }
+      return response.ok ? EXIT.ok : EXIT.refused;
+    } finally {
+      kernel.close();
+    }
+  },
+};

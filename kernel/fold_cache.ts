@@ -1,0 +1,71 @@
+/**
+ * An incrementally folded view of the audit log: each refresh reads only the bytes appended
+ * since the last one, so a long-lived kernel pays for each row once.
+ */
+import { parseRowLine } from "./audit.ts";
+import { emptyState, foldRow, type FoldState } from "./fold.ts";
+
+const NEWLINE = 0x0a;
+
+/**
+ * Keeps `state` equal to `fold(rows of the log)` as of the last {@linkcode FoldCache.refresh}.
+ *
+ * @example
+ * ```ts
+ * import { FoldCache } from "./fold_cache.ts";
+ * const dir = await Deno.makeTempDir();
+ * const cache = new FoldCache(`${dir}/audit.jsonl`);
+ * console.assert((await cache.refresh()).rows === 0);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class FoldCache {
+  readonly path: string;
+  #state: FoldState = emptyState();
+  #offset = 0;
+  #line = 0;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Fold any new whole rows and return the state. A torn tail waits for its newline. */
+  async refresh(): Promise<FoldState> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.path, { read: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return this.#state;
+      throw err;
+    }
+    try {
+      const size = (await file.stat()).size;
+      if (size < this.#offset) {
+        // Only a torn tail is ever cut, and we never fold past a newline; a shorter file means
+        // the log was replaced, so start over rather than fold a different history onto ours.
+        this.#state = emptyState();
+        this.#offset = 0;
+        this.#line = 0;
+      }
+      if (size === this.#offset) return this.#state;
+      await file.seek(this.#offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(size - this.#offset);
+      let got = 0;
+      while (got < buf.length) {
+        const n = await file.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+      const end = buf.subarray(0, got).lastIndexOf(NEWLINE);
+      if (end < 0) return this.#state;
+      const text = new TextDecoder().decode(buf.subarray(0, end));
+      for (const line of text.split("\n")) {
+        foldRow(this.#state, parseRowLine(line, this.path, ++this.#line));
+      }
+      this.#offset += end + 1;
+      return this.#state;
+    } finally {
+      file.close();
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/** The one schema module for kernel tool arguments; every caller's input is parsed here. */
+import { z } from "zod";
+
+const path = z.string().describe("project-relative path, or absolute inside the project");
+const gen = z.number().int().nonnegative();
+
+export const FileReadArgs = z.strictObject({
+  path,
+  offset: z.number().int().nonnegative().optional().describe("first line, 0-based"),
+  limit: z.number().int().positive().optional().describe("number of lines"),
+  force: z.boolean().optional().describe("return the bytes even when unchanged since last read"),
+});
+
+export const FileEditArgs = z.strictObject({
+  path,
+  old: z.string().min(1, "old must not be empty (use file:write to replace a whole file)"),
+  new: z.string(),
+  expected_gen: gen.optional(),
+  replace_all: z.boolean().optional(),
+});
+
+export const FileWriteArgs = z.strictObject({
+  path,
+  content: z.string(),
+  expected_gen: gen.optional(),
+});
+
+export const FileCreateArgs = z.strictObject({ path, content: z.string() });
+
+/** Tool name → its argument schema. */
+export const TOOL_SCHEMAS = {
+  "file:read": FileReadArgs,
+  "file:edit": FileEditArgs,
+  "file:write": FileWriteArgs,
+  "file:create": FileCreateArgs,
+} as const;
+
+export type ToolName = keyof typeof TOOL_SCHEMAS;
+export type FileReadArgs = z.infer<typeof FileReadArgs>;
+export type FileEditArgs = z.infer<typeof FileEditArgs>;
+export type FileWriteArgs = z.infer<typeof FileWriteArgs>;
+export type FileCreateArgs = z.infer<typeof FileCreateArgs>;

@@ -1,0 +1,537 @@
+/**
+ * The kernel's tool layer: the only door through which agents read and change project files.
+ * Each call runs the write path of DESIGN.md in order: validate → resolve → policy → CAS (with
+ * Hot PR on a stale base) → atomic write → gen bump → audit row → response + digest.
+ */
+import { AuditLog } from "./audit.ts";
+import { describeIssue } from "./audit_schema.ts";
+import { encodeBase64 } from "./base64.ts";
+import { type ContextBudget, renderDigest } from "./digest.ts";
+import { OstkError, type OstkErrorCode } from "./errors.ts";
+import { FoldCache } from "./fold_cache.ts";
+import { contentHash, GenTable, readShadow } from "./gen_table.ts";
+import { hotPr } from "./hot_pr.ts";
+import type { Signer } from "./identity.ts";
+import type { OstkPaths } from "./layout.ts";
+import { checkWrite, loadPolicy, type Policy } from "./pin_caps.ts";
+import { isKernelPath, resolveProjectPath } from "./resolve_path.ts";
+import {
+  type FileCreateArgs,
+  type FileEditArgs,
+  type FileReadArgs,
+  type FileWriteArgs,
+  TOOL_SCHEMAS,
+  type ToolName,
+} from "./tool_schema.ts";
+
+/** Default cap on the bytes one write may carry (configurable per kernel). */
+export const DEFAULT_MAX_WRITE_BYTES = 16 * 1024 * 1024;
+
+/** Who is calling. */
+export interface Caller {
+  alias: string;
+  budget?: ContextBudget;
+}
+
+/** Options for {@linkcode Kernel}. */
+export interface KernelOptions {
+  /** Signs audit rows: the operator's key. */
+  signer: Signer;
+  maxWriteBytes?: number;
+  /**
+   * Record `tool.file_read` rows. On by default: the rows are what lets 304 elision and the
+   * `[files]` digest line survive a restart. `OSTK_AUDIT_READS=0` turns them off (elision then
+   * only remembers reads made through this kernel object). Writes are always recorded.
+   */
+  auditReads?: boolean;
+  shadowKeep?: number;
+  /** Pin profile; defaults to `OSTK_PIN` or `default`. */
+  pin?: string;
+  now?: () => number;
+}
+
+/** A refused call, as data. */
+export interface ToolError {
+  code: OstkErrorCode;
+  message: string;
+  hint?: string;
+  file?: string;
+  line?: number;
+  details?: Record<string, unknown>;
+}
+
+/** The answer to every tool call: the result or the error, and the digest. */
+export type ToolResponse =
+  | { ok: true; tool: ToolName; result: Record<string, unknown>; digest: string }
+  | { ok: false; tool: string; error: ToolError; digest: string };
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+/**
+ * One project's kernel tools. Cheap to hold for a long time (the audit fold is incremental).
+ *
+ * @example
+ * ```ts ignore
+ * import { Kernel } from "./tools.ts";
+ * const kernel = new Kernel(paths, { signer });
+ * const res = await kernel.call("file:read", { path: "README.md" }, { alias: "claude-1" });
+ * ```
+ */
+export class Kernel {
+  readonly paths: OstkPaths;
+  #log: AuditLog;
+  #fold: FoldCache;
+  #table: GenTable;
+  #options: KernelOptions;
+  #maxWrite: number;
+  #auditReads: boolean;
+  #now: () => number;
+  /** Reads made through this object: alias → path → {gen, hash}; covers unaudited reads. */
+  #reads = new Map<string, Map<string, { gen: number; hash: string }>>();
+
+  constructor(paths: OstkPaths, options: KernelOptions) {
+    this.paths = paths;
+    this.#options = options;
+    this.#log = new AuditLog(paths.audit, { signer: options.signer, headPath: paths.head });
+    this.#fold = new FoldCache(paths.audit);
+    this.#table = new GenTable(paths.dir, { shadowKeep: options.shadowKeep });
+    this.#maxWrite = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
+    this.#auditReads = options.auditReads ?? Deno.env.get("OSTK_AUDIT_READS") !== "0";
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Release the audit log's file descriptor. */
+  close(): void {
+    this.#log.close();
+  }
+
+  /** Run one tool call. Never throws for a refused call: the refusal is in the response. */
+  async call(tool: string, args: unknown, caller: Caller): Promise<ToolResponse> {
+    let response: ToolResponse;
+    try {
+      if (!/^[a-z][a-z0-9_-]*$/.test(caller.alias)) {
+        throw new OstkError("bad_input", `bad caller alias '${caller.alias}'`);
+      }
+      const name = tool as ToolName;
+      const schema = TOOL_SCHEMAS[name];
+      if (!schema) {
+        throw new OstkError(
+          "bad_input",
+          `unknown tool '${tool}'`,
+          {},
+          `known tools: ${Object.keys(TOOL_SCHEMAS).join(", ")}`,
+        );
+      }
+      const parsed = schema.safeParse(args);
+      if (!parsed.success) {
+        throw new OstkError("bad_input", `${tool}: ${describeIssue(parsed.error)}`);
+      }
+      const result = await this.#dispatch(name, parsed.data, caller);
+      response = { ok: true, tool: name, result, digest: "" };
+    } catch (err) {
+      if (!(err instanceof OstkError)) throw err;
+      response = { ok: false, tool, error: toToolError(err), digest: "" };
+    }
+    response.digest = renderDigest({
+      state: await this.#fold.refresh(),
+      reader: caller.alias,
+      nowMs: this.#now(),
+      budget: caller.budget,
+    });
+    return response;
+  }
+
+  #dispatch(tool: ToolName, args: unknown, caller: Caller): Promise<Record<string, unknown>> {
+    switch (tool) {
+      case "file:read":
+        return this.#read(args as FileReadArgs, caller);
+      case "file:edit":
+        return this.#edit(args as FileEditArgs, caller);
+      case "file:write":
+        return this.#write(tool, args as FileWriteArgs, caller, "replace");
+      case "file:create":
+        return this.#write(tool, args as FileCreateArgs, caller, "create");
+    }
+  }
+
+  /** Resolve inside the root and apply pin caps; a denial is audited as `policy.deny`. */
+  async #admit(tool: ToolName, path: string, caller: Caller, writing: boolean) {
+    const policy = await loadPolicy(this.paths.dir, this.#options.pin);
+    // Resolve with .ostk/ allowed so that a refusal there comes from the pin rule, which names
+    // its file and line, rather than from the resolver.
+    const resolved = await resolveProjectPath(this.paths.root, path, { allowKernel: true });
+    if (resolved.rel === ".") {
+      throw new OstkError("bad_input", `${path} is the project root, not a file`);
+    }
+    if (writing || isKernelPath(resolved.rel)) {
+      await this.#enforce(tool, resolved.rel, policy, caller);
+    }
+    return resolved;
+  }
+
+  async #enforce(tool: ToolName, rel: string, policy: Policy, caller: Caller): Promise<void> {
+    const decision = checkWrite(policy, rel);
+    if (decision.allowed) return;
+    const source = `${decision.source.file}:${decision.source.line}`;
+    await this.#log.append({
+      event: "policy.deny",
+      actor: caller.alias,
+      fields: { tool, path: rel, rule: decision.rule, source },
+    });
+    throw new OstkError(
+      "permission",
+      `${tool} ${rel}: denied by '${decision.rule}'`,
+      decision.source,
+      undefined,
+      { rule: decision.rule, source },
+    );
+  }
+
+  /** Notice an edit made around the kernel, adopt it as a new gen and audit it. */
+  async #adoptBypass(rel: string, abs: string, caller: Caller) {
+    const { adopted, view, row } = await this.#table.adopt(rel, abs);
+    if (!adopted || !row) return undefined;
+    await this.#log.append({
+      event: "bypass.detected",
+      actor: "kernel",
+      fields: {
+        path: rel,
+        gen: row.gen,
+        prev_gen: view.row?.gen ?? 0,
+        hash: row.hash,
+        seen_by: caller.alias,
+      },
+    });
+    return { gen: row.gen, prev_gen: view.row?.gen ?? 0 };
+  }
+
+  async #read(args: FileReadArgs, caller: Caller): Promise<Record<string, unknown>> {
+    const { rel, abs } = await this.#admit("file:read", args.path, caller, false);
+    const bypass = await this.#adoptBypass(rel, abs, caller);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(abs);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        throw new OstkError("not_found", `${rel}: no such file`, { file: rel });
+      }
+      if (err instanceof Deno.errors.IsADirectory) {
+        throw new OstkError("bad_input", `${rel} is a directory`, { file: rel });
+      }
+      throw err;
+    }
+    const row = await this.#table.read(rel);
+    const hash = await contentHash(bytes);
+    // A row that disagrees with the bytes just read means a write raced this read; report the
+    // bytes as untracked rather than pair them with the wrong gen.
+    const gen = row && row.hash === hash ? row.gen : 0;
+    const ranged = args.offset !== undefined || args.limit !== undefined;
+    const last = await this.#lastRead(caller.alias, rel);
+    const unchanged = last !== undefined && last.gen === gen && last.hash === hash;
+    const base = { path: rel, gen, ...(bypass ? { bypass } : {}) };
+    if (unchanged && !ranged && !args.force) {
+      await this.#noteRead(caller, rel, gen, hash, bytes.length, true, false);
+      return { ...base, elided: true, text: `[304] ${rel} gen=${gen} (current)` };
+    }
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      // Not text: hand back bytes a caller can still carry; edits to it are refused.
+      await this.#noteRead(caller, rel, gen, hash, bytes.length, false, ranged);
+      return { ...base, encoding: "base64", content: encodeBase64(bytes), bytes: bytes.length };
+    }
+    let content = text;
+    if (ranged) {
+      const lines = text.split("\n");
+      const from = args.offset ?? 0;
+      content = lines.slice(from, args.limit !== undefined ? from + args.limit : undefined)
+        .join("\n");
+    }
+    await this.#noteRead(caller, rel, gen, hash, bytes.length, false, ranged);
+    return { ...base, content, bytes: bytes.length };
+  }
+
+  async #lastRead(alias: string, rel: string) {
+    const mine = this.#reads.get(alias)?.get(rel);
+    if (mine) return mine;
+    const seen = (await this.#fold.refresh()).reads.get(alias)?.get(rel);
+    return seen ? { gen: seen.gen, hash: seen.hash ?? "" } : undefined;
+  }
+
+  async #noteRead(
+    caller: Caller,
+    rel: string,
+    gen: number,
+    hash: string,
+    bytes: number,
+    elided: boolean,
+    ranged: boolean,
+  ): Promise<void> {
+    if (!ranged) {
+      let seen = this.#reads.get(caller.alias);
+      if (!seen) this.#reads.set(caller.alias, seen = new Map());
+      seen.set(rel, { gen, hash });
+    }
+    if (!this.#auditReads) return;
+    await this.#log.append({
+      event: "tool.file_read",
+      actor: caller.alias,
+      fields: { path: rel, gen, hash, bytes, elided, ...(ranged ? { ranged: true } : {}) },
+    });
+  }
+
+  async #edit(args: FileEditArgs, caller: Caller): Promise<Record<string, unknown>> {
+    this.#checkSize(args.new);
+    const { rel, abs } = await this.#admit("file:edit", args.path, caller, true);
+    const bypass = await this.#adoptBypass(rel, abs, caller);
+    return await this.#commit(
+      "file:edit",
+      rel,
+      abs,
+      caller,
+      bypass,
+      args.expected_gen,
+      (current) => {
+        const count = countMatches(current, args.old);
+        if (count === 0) {
+          throw new OstkError(
+            "conflict",
+            `${rel}: 'old' text not found`,
+            { file: rel },
+            "re-read the file; it may have changed",
+          );
+        }
+        if (count > 1 && !args.replace_all) {
+          throw new OstkError(
+            "bad_input",
+            `${rel}: 'old' text matches ${count} times`,
+            { file: rel },
+            "add surrounding lines to make it unique, or pass replace_all: true",
+          );
+        }
+        return replaceText(current, args.old, args.new, args.replace_all ?? false);
+      },
+      (base) => {
+        if (countMatches(base, args.old) !== 1 && !args.replace_all) return undefined;
+        return replaceText(base, args.old, args.new, args.replace_all ?? false);
+      },
+    );
+  }
+
+  async #write(
+    tool: "file:write" | "file:create",
+    args: FileWriteArgs | FileCreateArgs,
+    caller: Caller,
+    mode: "replace" | "create",
+  ): Promise<Record<string, unknown>> {
+    this.#checkSize(args.content);
+    const { rel, abs } = await this.#admit(tool, args.path, caller, true);
+    const bypass = mode === "replace" ? await this.#adoptBypass(rel, abs, caller) : undefined;
+    const expected = "expected_gen" in args ? args.expected_gen : undefined;
+    return await this.#commit(
+      tool,
+      rel,
+      abs,
+      caller,
+      bypass,
+      expected,
+      (current, exists) => {
+        if (mode === "create" && exists) {
+          throw new OstkError(
+            "conflict",
+            `${rel} already exists`,
+            { file: rel },
+            "use file:write to replace it, or file:edit to change it",
+          );
+        }
+        return args.content;
+      },
+      () => args.content,
+      mode === "create",
+    );
+  }
+
+  #checkSize(text: string): void {
+    // UTF-8 is at most 3 bytes per UTF-16 unit; only encode when the cheap bound is exceeded.
+    if (text.length * 3 <= this.#maxWrite) return;
+    const size = encoder.encode(text).length;
+    if (size > this.#maxWrite) {
+      throw new OstkError(
+        "bad_input",
+        `write of ${size} bytes exceeds the ${this.#maxWrite}-byte cap`,
+        {},
+        "split the change, or raise maxWriteBytes",
+      );
+    }
+  }
+
+  /**
+   * The CAS under the gen-table lock. `apply` turns the current text into the new one; when the
+   * caller's expected gen is stale, `applyToBase` replays the edit on the shadow of the gen the
+   * caller read and Hot PR decides whether both changes can stand.
+   */
+  async #commit(
+    tool: ToolName,
+    rel: string,
+    abs: string,
+    caller: Caller,
+    bypass: Record<string, number> | undefined,
+    expectedGen: number | undefined,
+    apply: (current: string, exists: boolean) => string,
+    applyToBase: (base: string) => string | undefined,
+    allowMissing = true,
+  ): Promise<Record<string, unknown>> {
+    let outcome: { merged?: string; unchanged?: boolean } = {};
+    let conflict: OstkError | undefined;
+    const { row, prev } = await this.#table.transact(rel, abs, async (view) => {
+      const gen = view.row?.gen ?? 0;
+      const exists = view.disk !== undefined;
+      if (!exists && tool === "file:edit") {
+        throw new OstkError("not_found", `${rel}: no such file`, { file: rel }, "use file:create");
+      }
+      if (!exists && !allowMissing) throw new OstkError("not_found", `${rel}: no such file`);
+      let current = "";
+      if (view.disk) {
+        try {
+          current = decoder.decode(view.disk);
+        } catch {
+          throw new OstkError(
+            "bad_input",
+            `${rel} is not UTF-8 text; the kernel edits text only`,
+            { file: rel },
+          );
+        }
+      }
+      let next: string;
+      if (expectedGen !== undefined && expectedGen !== gen) {
+        const shadow = await readShadow(this.paths.dir, rel, expectedGen);
+        const base = shadow ? safeDecode(shadow) : undefined;
+        const mine = base !== undefined ? applyToBase(base) : undefined;
+        if (base === undefined || mine === undefined) {
+          conflict = staleError(tool, rel, expectedGen, gen, 3, {
+            reason: base === undefined
+              ? `no shadow of gen ${expectedGen} is kept`
+              : `'old' does not match once in gen ${expectedGen}`,
+          });
+          throw conflict;
+        }
+        const merge = hotPr({ base, current, mine, path: rel });
+        if (merge.tier === 2) {
+          conflict = staleError(tool, rel, expectedGen, gen, 2, {
+            suggestion: merge.suggestion,
+            reason: merge.reason,
+          });
+          throw conflict;
+        }
+        if (merge.tier === 3) {
+          conflict = staleError(tool, rel, expectedGen, gen, 3, {
+            diff: merge.diff,
+            reason: merge.reason,
+          });
+          throw conflict;
+        }
+        next = merge.text;
+        outcome = { merged: merge.kind };
+      } else {
+        next = apply(current, exists);
+      }
+      if (exists && next === current) {
+        outcome.unchanged = true;
+        return { result: undefined };
+      }
+      return { write: { bytes: encoder.encode(next), writer: caller.alias }, result: undefined };
+    }).catch(async (err) => {
+      if (err === conflict && conflict) {
+        await this.#log.append({
+          event: "tool.conflict",
+          actor: caller.alias,
+          fields: { tool, path: rel, ...pick(conflict.details, ["expected_gen", "gen", "tier"]) },
+        });
+      }
+      throw err;
+    });
+    const extra = {
+      ...(bypass ? { bypass } : {}),
+      ...(outcome.merged ? { merged: outcome.merged } : {}),
+    };
+    if (!row) return { path: rel, gen: prev?.gen ?? 0, unchanged: true, ...extra };
+    await this.#log.append({
+      event: tool === "file:edit"
+        ? "tool.file_edit"
+        : tool === "file:write"
+        ? "tool.file_write"
+        : "tool.file_create",
+      actor: caller.alias,
+      fields: {
+        path: rel,
+        gen: row.gen,
+        prev_gen: prev?.gen ?? 0,
+        hash: row.hash,
+        ...(outcome.merged ? { merged: outcome.merged } : {}),
+      },
+    });
+    this.#reads.get(caller.alias)?.set(rel, { gen: row.gen, hash: row.hash });
+    return { path: rel, gen: row.gen, prev_gen: prev?.gen ?? 0, ...extra };
+  }
+}
+
+function staleError(
+  tool: ToolName,
+  rel: string,
+  expected: number,
+  gen: number,
+  tier: 2 | 3,
+  extra: Record<string, unknown>,
+): OstkError {
+  const what = tier === 2
+    ? "the edits are close; a rebased edit is suggested"
+    : "the changes conflict; re-read the file";
+  return new OstkError(
+    "conflict",
+    `${tool} ${rel}: expected gen ${expected}, current is ${gen}: ${what}`,
+    { file: rel },
+    tier === 2 ? "send details.suggestion as the next file:edit" : "re-read and redo the edit",
+    { expected_gen: expected, gen, tier, ...extra },
+  );
+}
+
+function toToolError(err: OstkError): ToolError {
+  return {
+    code: err.code,
+    message: err.message,
+    ...(err.hint ? { hint: err.hint } : {}),
+    ...(err.site.file ? { file: err.site.file } : {}),
+    ...(err.site.line !== undefined ? { line: err.site.line } : {}),
+    ...(err.details ? { details: err.details } : {}),
+  };
+}
+
+function pick(obj: Record<string, unknown> | undefined, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) if (obj && obj[key] !== undefined) out[key] = obj[key];
+  return out;
+}
+
+function safeDecode(bytes: Uint8Array): string | undefined {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Non-overlapping occurrences of `needle` in `hay`. */
+export function countMatches(hay: string, needle: string): number {
+  let count = 0;
+  for (let i = hay.indexOf(needle); i >= 0; i = hay.indexOf(needle, i + needle.length)) count++;
+  return count;
+}
+
+/** Replace the first (or every) occurrence literally: no `$` patterns, unlike String.replace. */
+function replaceText(text: string, old: string, next: string, all: boolean): string {
+  if (all) return text.split(old).join(next);
+  const at = text.indexOf(old);
+  return text.slice(0, at) + next + text.slice(at + old.length);
+}
