@@ -7,7 +7,9 @@ import { AuditLog } from "./audit.ts";
 import { describeIssue } from "./audit_schema.ts";
 import { encodeBase64 } from "./base64.ts";
 import { type ContextBudget, renderDigest } from "./digest.ts";
-import { OstkError, type OstkErrorCode } from "./errors.ts";
+import { OstkError } from "./errors.ts";
+import { countMatches, replaceText, safeDecode } from "./text_edit.ts";
+import { pick, staleError, type ToolError, toToolError } from "./tool_errors.ts";
 import { FoldCache } from "./fold_cache.ts";
 import { contentHash, GenTable, readShadow } from "./gen_table.ts";
 import { hotPr } from "./hot_pr.ts";
@@ -50,15 +52,7 @@ export interface KernelOptions {
   now?: () => number;
 }
 
-/** A refused call, as data. */
-export interface ToolError {
-  code: OstkErrorCode;
-  message: string;
-  hint?: string;
-  file?: string;
-  line?: number;
-  details?: Record<string, unknown>;
-}
+export type { ToolError };
 
 /** The answer to every tool call: the result or the error, and the digest. */
 export type ToolResponse =
@@ -337,7 +331,7 @@ export class Kernel {
       caller,
       bypass,
       expected,
-      (current, exists) => {
+      (_current, exists) => {
         if (mode === "create" && exists) {
           throw new OstkError(
             "conflict",
@@ -475,63 +469,4 @@ export class Kernel {
     this.#reads.get(caller.alias)?.set(rel, { gen: row.gen, hash: row.hash });
     return { path: rel, gen: row.gen, prev_gen: prev?.gen ?? 0, ...extra };
   }
-}
-
-function staleError(
-  tool: ToolName,
-  rel: string,
-  expected: number,
-  gen: number,
-  tier: 2 | 3,
-  extra: Record<string, unknown>,
-): OstkError {
-  const what = tier === 2
-    ? "the edits are close; a rebased edit is suggested"
-    : "the changes conflict; re-read the file";
-  return new OstkError(
-    "conflict",
-    `${tool} ${rel}: expected gen ${expected}, current is ${gen}: ${what}`,
-    { file: rel },
-    tier === 2 ? "send details.suggestion as the next file:edit" : "re-read and redo the edit",
-    { expected_gen: expected, gen, tier, ...extra },
-  );
-}
-
-function toToolError(err: OstkError): ToolError {
-  return {
-    code: err.code,
-    message: err.message,
-    ...(err.hint ? { hint: err.hint } : {}),
-    ...(err.site.file ? { file: err.site.file } : {}),
-    ...(err.site.line !== undefined ? { line: err.site.line } : {}),
-    ...(err.details ? { details: err.details } : {}),
-  };
-}
-
-function pick(obj: Record<string, unknown> | undefined, keys: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of keys) if (obj && obj[key] !== undefined) out[key] = obj[key];
-  return out;
-}
-
-function safeDecode(bytes: Uint8Array): string | undefined {
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Non-overlapping occurrences of `needle` in `hay`. */
-export function countMatches(hay: string, needle: string): number {
-  let count = 0;
-  for (let i = hay.indexOf(needle); i >= 0; i = hay.indexOf(needle, i + needle.length)) count++;
-  return count;
-}
-
-/** Replace the first (or every) occurrence literally: no `$` patterns, unlike String.replace. */
-function replaceText(text: string, old: string, next: string, all: boolean): string {
-  if (all) return text.split(old).join(next);
-  const at = text.indexOf(old);
-  return text.slice(0, at) + next + text.slice(at + old.length);
 }
