@@ -7,11 +7,13 @@ import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { initCommand } from "./init.ts";
 import { logCommand } from "./log.ts";
+import { recoverCommand } from "./recover.ts";
 
 export const COMMANDS: readonly Command[] = [
   initCommand,
   bootCommand,
   auditCommand,
+  recoverCommand,
   logCommand,
   aliasCommand,
   callCommand,

@@ -1,0 +1,62 @@
+/**
+ * Bring the generation table and the audit log back into agreement after a crash. A writer
+ * killed between its steps leaves one of three gaps, each closed here:
+ *   - file renamed, table row not appended → the file looks edited around the kernel: adopt it
+ *     as a new gen and audit `bypass.detected`;
+ *   - table row appended, audit row not → audit `gen.recover` for the row the log is missing;
+ *   - audit row torn → the next append cuts it back and logs `audit.repair`.
+ */
+import type { AuditLog } from "./audit.ts";
+import { FoldCache } from "./fold_cache.ts";
+import { GenTable } from "./gen_table.ts";
+import type { OstkPaths } from "./layout.ts";
+
+/** What {@linkcode recoverProject} changed. */
+export interface RecoveryReport {
+  adopted: string[];
+  recovered: string[];
+}
+
+/**
+ * Reconcile every tracked path. Safe to run at any time; a second run changes nothing.
+ *
+ * @example
+ * ```ts ignore
+ * const report = await recoverProject(paths, log);
+ * console.log(`${report.adopted.length} adopted, ${report.recovered.length} re-logged`);
+ * ```
+ */
+export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<RecoveryReport> {
+  const table = new GenTable(paths.dir);
+  const report: RecoveryReport = { adopted: [], recovered: [] };
+  for (const path of (await table.all()).keys()) {
+    const { adopted, view, row } = await table.adopt(path, `${paths.root}/${path}`);
+    if (adopted && row) {
+      await log.append({
+        event: "bypass.detected",
+        actor: "kernel",
+        fields: {
+          path,
+          gen: row.gen,
+          prev_gen: view.row?.gen ?? 0,
+          hash: row.hash,
+          seen_by: "recovery",
+        },
+      });
+      report.adopted.push(path);
+    }
+  }
+  // Folded after the adoptions above, so their rows count as logged.
+  const state = await new FoldCache(paths.audit).refresh();
+  for (const row of (await table.all()).values()) {
+    const logged = state.files.get(row.path);
+    if (logged && logged.gen >= row.gen) continue;
+    await log.append({
+      event: "gen.recover",
+      actor: "kernel",
+      fields: { path: row.path, gen: row.gen, hash: row.hash, writer: row.writer },
+    });
+    report.recovered.push(row.path);
+  }
+  return report;
+}
