@@ -31,8 +31,7 @@ unparsable line, torn final line, missing rows, bad head) and exits 1.
     if (values.repair && report.failure?.reason === "torn final line") {
       const log = await openSignedLog(paths);
       try {
-        const rows = await log.appendBatch([]);
-        repaired = Number(rows.find((r) => r.event === "audit.repair")?.cut_bytes ?? 0);
+        repaired = Number((await log.repair())?.cut_bytes ?? 0);
       } finally {
         log.close();
       }

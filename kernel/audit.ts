@@ -17,12 +17,12 @@ import {
   describeIssue,
   RESERVED_FIELDS,
 } from "./audit_schema.ts";
-import { writeHead } from "./audit_head.ts";
+import { readHead, writeHead } from "./audit_head.ts";
 
 export type { AuditEntry, AuditRow };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
 const NEWLINE = 0x0a;
 
 /** The hash a row is chained and signed by: sha256 over the row-domain prefix + RFC 8785 JSON. */
@@ -88,9 +88,21 @@ export class AuditLog {
     return row;
   }
 
-  /** Append rows as one write and one fdatasync; the head is rewritten once. */
+  /**
+   * Append rows as one write and one fdatasync; the head is rewritten once. Returns the
+   * caller's rows (an `audit.repair` row written first after a crash is not among them).
+   */
   appendBatch(entries: AuditEntry[]): Promise<AuditRow[]> {
     return this.appendComputed(() => entries, false);
+  }
+
+  /** Cut a torn final line, if any, and return the `audit.repair` row that records the cut. */
+  async repair(): Promise<AuditRow | undefined> {
+    let repaired: AuditRow | undefined;
+    await this.#enqueue(async () => {
+      repaired = (await this.#locked(() => [], false)).repair;
+    });
+    return repaired;
   }
 
   /**
@@ -101,8 +113,12 @@ export class AuditLog {
     compute: (rows: AuditRow[]) => AuditEntry[] | Promise<AuditEntry[]>,
     needsRows = true,
   ): Promise<AuditRow[]> {
+    return this.#enqueue(async () => (await this.#locked(compute, needsRows)).rows);
+  }
+
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
     // flock is per open file description, so calls sharing this handle are queued here too.
-    const run = this.#queue.then(() => this.#locked(compute, needsRows));
+    const run = this.#queue.then(fn);
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -124,27 +140,30 @@ export class AuditLog {
   async #locked(
     compute: (rows: AuditRow[]) => AuditEntry[] | Promise<AuditEntry[]>,
     needsRows: boolean,
-  ): Promise<AuditRow[]> {
+  ): Promise<{ rows: AuditRow[]; repair?: AuditRow }> {
     const file = await this.#open();
     await file.lock(true);
     try {
       const size = (await file.stat()).size;
-      let tail = this.#cache?.end === size ? this.#cache : await this.#readTail(file, size);
-      const repairs: AuditEntry[] = [];
-      if (tail.torn > 0) {
-        // A crash mid-append left a partial row. Nothing after it can exist (we hold the lock
-        // and appends are whole), so cutting back loses only bytes that never formed a row.
-        await file.truncate(tail.end);
-        repairs.push({
+      let tail = this.#cache?.end === size ? this.#cache : undefined;
+      if (!tail) {
+        tail = await this.#readTail(file, size);
+        await this.#checkHead(tail);
+      }
+      // A crash mid-append left a partial row. Nothing after it can exist (we hold the lock
+      // and appends are whole), so cutting it loses only bytes that never formed a row. The
+      // cut is recorded as the first row written, and made only once every row to be written
+      // has been built, so a rejected entry cannot leave an unrecorded cut behind.
+      const repairs: AuditEntry[] = tail.torn > 0
+        ? [{
           event: "audit.repair",
           actor: "kernel",
           fields: { cut_bytes: tail.torn, offset: tail.end },
-        });
-        tail = { ...tail, torn: 0 };
-      }
+        }]
+        : [];
       const rows = needsRows ? await readAuditRows(this.path) : [];
       const entries = [...repairs, ...await compute(rows)];
-      if (entries.length === 0) return [];
+      if (entries.length === 0) return { rows: [] };
       const written: AuditRow[] = [];
       let text = "";
       let { seq, hash } = tail;
@@ -156,6 +175,7 @@ export class AuditLog {
         written.push(row);
         seq = row.seq;
       }
+      if (tail.torn > 0) await file.truncate(tail.end);
       const bytes = encoder.encode(text);
       let off = 0;
       while (off < bytes.length) off += await file.write(bytes.subarray(off));
@@ -164,10 +184,29 @@ export class AuditLog {
       await file.syncData();
       await writeHead(this.headPath, { seq, hash }, this.#signer, this.#now());
       this.#cache = { end: tail.end + bytes.length, torn: 0, seq, hash };
-      return written;
+      return {
+        rows: written.slice(repairs.length),
+        ...(repairs.length ? { repair: written[0] } : {}),
+      };
     } finally {
       await file.unlock();
     }
+  }
+
+  /**
+   * Refuse to append when the head records more rows than the log holds: whole rows were cut
+   * from the end, and chaining onto the shorter log would make the cut invisible.
+   */
+  async #checkHead(tail: Tail): Promise<void> {
+    const head = await readHead(this.headPath);
+    if (!head || head.seq <= tail.seq) return;
+    throw new OstkError(
+      "integrity",
+      `the log ends at seq ${tail.seq} but audit.head records seq ${head.seq}: rows were cut; ` +
+        "refusing to append",
+      { file: this.path },
+      "run 'ostk os audit' to see the damage",
+    );
   }
 
   #build(entry: AuditEntry, seq: number, prevHash: string): AuditRow {
@@ -215,19 +254,20 @@ export class AuditLog {
       const prevNl = buf.lastIndexOf(NEWLINE, lastNl - 1);
       if (prevNl < 0 && start > 0) continue;
       const end = start + lastNl + 1;
-      const line = decoder.decode(buf.subarray(prevNl + 1, lastNl));
-      const row = await this.#parseLast(line, start + prevNl + 1);
+      const row = await this.#parseLast(buf.subarray(prevNl + 1, lastNl), start + prevNl + 1);
       return { end, torn: size - end, seq: row.seq, hash: await rowHash(row) };
     }
   }
 
-  async #parseLast(line: string, offset: number): Promise<AuditRow> {
+  async #parseLast(bytes: Uint8Array, offset: number): Promise<AuditRow> {
     let value: unknown;
     let problem: string | undefined;
     try {
-      value = JSON.parse(line);
+      value = JSON.parse(decoder.decode(bytes));
     } catch (err) {
-      problem = `last row is not JSON (${(err as Error).message})`;
+      problem = err instanceof SyntaxError
+        ? `last row is not JSON (${err.message})`
+        : "last row is not valid UTF-8";
     }
     if (problem === undefined) {
       const parsed = AuditRowSchema.safeParse(value);
@@ -258,16 +298,28 @@ async function lineNumberAt(path: string, offset: number): Promise<number> {
  * would build the wrong state.
  */
 export async function readAuditRows(path: string): Promise<AuditRow[]> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
     throw err;
   }
-  const lines = text.split("\n");
-  lines.pop(); // after the final newline: empty, or a torn row
-  return lines.map((line, i) => parseRowLine(line, path, i + 1));
+  const rows: AuditRow[] = [];
+  let start = 0;
+  // Stops at the last newline: what follows it is empty, or a torn row that is not a row yet.
+  for (let nl = bytes.indexOf(NEWLINE); nl >= 0; nl = bytes.indexOf(NEWLINE, start)) {
+    const lineNo = rows.length + 1;
+    let line: string;
+    try {
+      line = decoder.decode(bytes.subarray(start, nl));
+    } catch {
+      throw new OstkError("integrity", "not valid UTF-8", { file: path, line: lineNo });
+    }
+    rows.push(parseRowLine(line, path, lineNo));
+    start = nl + 1;
+  }
+  return rows;
 }
 
 /** Parse one log line, or throw an integrity error naming `file:line`. */

@@ -92,10 +92,18 @@ export async function verifyAuditLog(input: VerifyInput): Promise<VerifyReport> 
     }
     throw err;
   }
-  const fail = (seq: number, line: number, reason: VerifyReason, detail: string) => ({
+  // `rows` counts rows that verified; it defaults to the failing seq, which is the same thing
+  // while walking the chain, and is passed explicitly for head failures found after the walk.
+  const fail = (
+    seq: number,
+    line: number,
+    reason: VerifyReason,
+    detail: string,
+    rows = seq,
+  ) => ({
     ok: false,
     file,
-    rows: seq,
+    rows,
     head,
     failure: { seq, line, reason, detail },
   });
@@ -167,7 +175,7 @@ export async function verifyAuditLog(input: VerifyInput): Promise<VerifyReport> 
   }
   const rows = expected;
   const lastLine = lines.length;
-  if (headError) return fail(rows, lastLine, "bad head", headError.message);
+  if (headError) return fail(rows, lastLine, "bad head", headError.message, rows);
   if (!head) {
     return rows === 0 ? { ok: true, file, rows } : fail(
       rows,
@@ -177,7 +185,13 @@ export async function verifyAuditLog(input: VerifyInput): Promise<VerifyReport> 
     );
   }
   if (!await checkSig(verifier.verify, head.sig, await headDigest(head))) {
-    return fail(head.seq, lastLine, "bad head", "audit.head signature does not verify");
+    return fail(
+      Math.min(head.seq, rows),
+      lastLine,
+      "bad head",
+      "audit.head signature does not verify",
+      rows,
+    );
   }
   if (head.seq >= rows) {
     return fail(
@@ -193,6 +207,7 @@ export async function verifyAuditLog(input: VerifyInput): Promise<VerifyReport> 
       head.seq + 1,
       "bad head",
       `the row at seq ${head.seq} does not have the hash audit.head records`,
+      rows,
     );
   }
   return { ok: true, file, rows, head };

@@ -111,15 +111,19 @@ export async function loadOrCreateOperatorKey(
   ])) as CryptoKeyPair;
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
   const pem = toPem(pkcs8);
+  // Written whole to a private temp name, then hard-linked into place: link() fails if the key
+  // exists, so two racing creators never overwrite each other and no reader sees a half key.
+  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(tmp, pem, { createNew: true, mode: 0o600 });
   try {
-    // createNew: two `ostk init` runs racing must not both write a key; the loser reads the
-    // winner's.
-    await Deno.writeTextFile(path, pem, { createNew: true, mode: 0o600 });
+    await Deno.chmod(tmp, 0o600);
+    await Deno.link(tmp, path);
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) return loadOperatorKey(path);
     throw err;
+  } finally {
+    await Deno.remove(tmp);
   }
-  await Deno.chmod(path, 0o600);
   const loaded = await loadOperatorKey(path);
   return { ...loaded, created: true };
 }
