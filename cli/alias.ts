@@ -1,5 +1,5 @@
 /** `ostk alias new <name>` / `ostk alias list`: agent aliases folded from the audit log. */
-import { issueAlias } from "../kernel/alias.ts";
+import { issueAlias, validateAliasName } from "../kernel/alias.ts";
 import { readAuditRows } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { fold } from "../kernel/fold.ts";
@@ -23,11 +23,22 @@ list         every alias issued so far, oldest first
       return EXIT.ok;
     }
     const [verb, name, ...extra] = positionals;
+    const isNew = verb === "new" && name !== undefined && extra.length === 0;
+    const isList = verb === "list" && name === undefined;
+    if (!isNew && !isList) {
+      throw new OstkError(
+        "usage",
+        "expected 'alias new <name>' or 'alias list'",
+        {},
+        "see 'ostk alias --help'",
+      );
+    }
+    if (isNew) validateAliasName(name!);
     const paths = await locateProject(ctx.cwd);
-    if (verb === "new" && name && extra.length === 0) {
+    if (isNew) {
       const log = await openSignedLog(paths);
       try {
-        const alias = await issueAlias(log, name, "operator");
+        const alias = await issueAlias(log, name!, "operator");
         if (values.json) outJson({ alias });
         else out(alias);
       } finally {
@@ -35,17 +46,9 @@ list         every alias issued so far, oldest first
       }
       return EXIT.ok;
     }
-    if (verb === "list" && !name) {
-      const aliases = [...fold(await readAuditRows(paths.audit)).aliases.values()];
-      if (values.json) outJson(aliases);
-      else for (const a of aliases) out(`${a.alias}  (seq ${a.seq})`);
-      return EXIT.ok;
-    }
-    throw new OstkError(
-      "usage",
-      "expected 'alias new <name>' or 'alias list'",
-      {},
-      "see 'ostk alias --help'",
-    );
+    const aliases = [...fold(await readAuditRows(paths.audit)).aliases.values()];
+    if (values.json) outJson(aliases);
+    else for (const a of aliases) out(`${a.alias}  (seq ${a.seq})`);
+    return EXIT.ok;
   },
 };

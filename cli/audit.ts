@@ -50,7 +50,7 @@ unparsable line, torn final line, missing rows, bad head) and exits 1.
       if (report.ok) out(`ok ${report.rows} rows`);
       else {
         const f = report.failure!;
-        err(`${report.file}:${f.line}: seq ${f.seq}: ${f.reason}: ${f.detail}`);
+        err(`ostk: ${report.file}:${f.line}: seq ${f.seq}: ${f.reason}: ${f.detail}`);
       }
     }
     return report.ok ? EXIT.ok : EXIT.refused;

@@ -1,7 +1,7 @@
 /** `ostk log`: a readable view of the audit log; `--follow` keeps printing new rows. */
 import { type AuditRow, parseRowLine } from "../kernel/audit.ts";
 import { locateProject } from "../kernel/project.ts";
-import { type Command, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { type Command, EXIT, helpText, out, parseFlags } from "./command.ts";
 
 const POLL_MS = 200;
 
@@ -25,9 +25,10 @@ An unreadable line stops the listing with its file and line number and exit code
       return EXIT.ok;
     }
     const paths = await locateProject(ctx.cwd);
-    const show = (row: AuditRow) => {
+    const show = (line: string, row: AuditRow) => {
       if (values.event && !row.event.startsWith(values.event)) return;
-      if (values.json) outJson(row);
+      // The stored line itself: re-serialising the parsed row would reorder its keys.
+      if (values.json) out(line);
       else out(formatRow(row));
     };
     let offset = 0;
@@ -46,7 +47,7 @@ An unreadable line stops the listing with its file and line number and exit code
           pending += decoder.decode(buf.subarray(0, n), { stream: true });
           const lines = pending.split("\n");
           pending = lines.pop()!;
-          for (const line of lines) show(parseRowLine(line, paths.audit, ++lineNo));
+          for (const line of lines) show(line, parseRowLine(line, paths.audit, ++lineNo));
         }
       } finally {
         file.close();
