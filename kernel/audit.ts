@@ -144,7 +144,7 @@ export class AuditLog {
     const file = await this.#open();
     await file.lock(true);
     try {
-      const size = (await file.stat()).size;
+      const size = file.statSync().size;
       let tail = this.#cache?.end === size ? this.#cache : undefined;
       if (!tail) {
         tail = await this.#readTail(file, size);
@@ -175,10 +175,12 @@ export class AuditLog {
         written.push(row);
         seq = row.seq;
       }
-      if (tail.torn > 0) await file.truncate(tail.end);
+      if (tail.torn > 0) file.truncateSync(tail.end);
       const bytes = encoder.encode(text);
       let off = 0;
-      while (off < bytes.length) off += await file.write(bytes.subarray(off));
+      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+      // Small ops above are sync (an async op costs a thread-pool hop, more than the syscall);
+      // the lock wait and this fdatasync stay async so the event loop never parks on them.
       // The log must be durable before the head names it, or a power cut could leave a head
       // that points past the end of the log and a verify that cries wolf.
       await file.syncData();
@@ -239,10 +241,10 @@ export class AuditLog {
     for (let window = 4096;; window *= 2) {
       const start = Math.max(0, size - window);
       const buf = new Uint8Array(size - start);
-      await file.seek(start, Deno.SeekMode.Start);
+      file.seekSync(start, Deno.SeekMode.Start);
       let got = 0;
       while (got < buf.length) {
-        const n = await file.read(buf.subarray(got));
+        const n = file.readSync(buf.subarray(got));
         if (n === null) break;
         got += n;
       }

@@ -80,6 +80,12 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
  */
 const queues = new Map<string, Promise<void>>();
 
+/*
+ * Small file ops under the lock are sync calls: each async op is a thread-pool round trip
+ * (~0.1–0.2 ms here), more than the syscall, and a write does about twenty of them. Waiting for
+ * the flock and fsync stay async so the event loop is never parked on another process or a disk.
+ */
+
 /** The parsed table plus what an appender needs to know about its tail. */
 interface Loaded {
   rows: Map<string, GenRow>;
@@ -161,16 +167,32 @@ export class GenTable {
     relPath: string,
     absPath: string,
     fn: (view: DiskView) => TransactStep<T> | Promise<TransactStep<T>>,
-  ): Promise<{ result: T; row?: GenRow; prev?: GenRow }> {
+    options: {
+      adoptBypass?: boolean;
+      /** Told of an adoption at once, so it is known even if `fn` then throws. */
+      onAdopt?: (adopted: { row: GenRow; prevGen: number }) => void;
+    } = {},
+  ): Promise<
+    { result: T; row?: GenRow; prev?: GenRow; adopted?: { row: GenRow; prevGen: number } }
+  > {
     checkRelPath(relPath);
     return this.#locked(async () => {
       const table = await this.#load();
-      const view = await readView(table.rows.get(relPath), absPath);
+      let view = await readView(table.rows.get(relPath), absPath);
+      let adopted: { row: GenRow; prevGen: number } | undefined;
+      if (options.adoptBypass && view.status === "bypass" && view.disk) {
+        // Adopting under the same lock as the write saves a second lock, load and hash, and
+        // no other writer can slip in between the adoption and the write that builds on it.
+        const row = await this.#commit(table, relPath, view, view.disk, "bypass", undefined);
+        adopted = { row, prevGen: view.row?.gen ?? 0 };
+        options.onAdopt?.(adopted);
+        view = { ...view, status: "tracked-ok", row };
+      }
       const step = await fn(view);
-      if (!step.write) return { result: step.result, prev: view.row };
+      if (!step.write) return { result: step.result, prev: view.row, adopted };
       const { bytes, writer } = step.write;
       const row = await this.#commit(table, relPath, view, bytes, writer, absPath);
-      return { result: step.result, row, prev: view.row };
+      return { result: step.result, row, prev: view.row, adopted };
     });
   }
 
@@ -201,7 +223,7 @@ export class GenTable {
     let handle: Deno.FsFile | undefined;
     try {
       // Never deleted: removing a lock file lets two holders lock two different inodes.
-      handle = await Deno.open(this.#lock, { read: true, write: true, create: true, mode: 0o600 });
+      handle = Deno.openSync(this.#lock, { read: true, write: true, create: true, mode: 0o600 });
       await handle.lock(true);
       return await fn();
     } catch (err) {
@@ -224,7 +246,7 @@ export class GenTable {
   async #load(): Promise<Loaded> {
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(this.#table);
+      bytes = Deno.readFileSync(this.#table);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       return { rows: new Map(), lines: 0, validLength: 0, tornBytes: 0, exists: false };
@@ -250,43 +272,63 @@ export class GenTable {
     };
     const dir = await this.#shadowDir(relPath);
     const have = await listShadows(dir);
+    // Shadows are written without fsync: each name carries its content's hash and readShadow
+    // checks it, so a shadow torn by a power cut reads as missing (Hot PR then answers tier 3)
+    // and can never feed a wrong merge. That keeps two fsyncs per shadow off every write.
     // The old content first: once the rename below lands, the shadow is its only copy. Only
     // bytes the row vouches for (or an untracked file's, as gen 0) may stand for an old gen;
     // gen 0 is always rewritten because a lost table restarts gens over stale shadows.
     const untracked = view.status === "untracked";
     const vouched = untracked || view.status === "tracked-ok";
-    if (view.disk && vouched && (untracked || !have.has(prevGen))) {
-      await atomicWrite(`${dir}/${prevGen}`, view.disk);
-      have.add(prevGen);
+    if (view.disk && view.diskHash && vouched && (untracked || !have.has(prevGen))) {
+      await this.#writeShadow(dir, have, prevGen, view.disk, view.diskHash);
     }
     if (absPath !== undefined) {
-      await Deno.mkdir(absPath.slice(0, absPath.lastIndexOf("/")) || "/", { recursive: true });
+      Deno.mkdirSync(absPath.slice(0, absPath.lastIndexOf("/")) || "/", { recursive: true });
       await atomicWrite(absPath, bytes);
     }
     // Always overwritten: a crash before an earlier append may have left a shadow at this gen.
-    await atomicWrite(`${dir}/${row.gen}`, bytes);
-    have.add(row.gen);
+    // A copy rather than a hard link to the new file: an in-place edit around the kernel would
+    // change a linked shadow too, and lose the base a later Hot PR needs.
+    await this.#writeShadow(dir, have, row.gen, bytes, row.hash);
     await this.#append(table, row);
-    for (const gen of have) {
+    for (const [gen, name] of have) {
       if (gen > row.gen - this.#shadowKeep) continue;
-      await Deno.remove(`${dir}/${gen}`).catch((err) => {
+      try {
+        Deno.removeSync(`${dir}/${name}`);
+      } catch (err) {
         if (!isNotFound(err)) throw err;
-      });
+      }
     }
     return row;
+  }
+
+  async #writeShadow(
+    dir: string,
+    have: Map<number, string>,
+    gen: number,
+    bytes: Uint8Array,
+    hash: string,
+  ): Promise<void> {
+    const name = shadowFile(gen, hash);
+    const before = have.get(gen);
+    await atomicWrite(`${dir}/${name}`, bytes, { durable: false });
+    if (before && before !== name) Deno.removeSync(`${dir}/${before}`);
+    have.set(gen, name);
   }
 
   async #append(table: Loaded, row: GenRow): Promise<void> {
     // Cut a crashed append's torn tail back to the last whole row before writing after it;
     // otherwise the fragment would glue onto this row and corrupt a line in the middle.
-    if (table.tornBytes > 0) await Deno.truncate(this.#table, table.validLength);
+    if (table.tornBytes > 0) Deno.truncateSync(this.#table, table.validLength);
     const line = encoder.encode(`${serialize(row)}\n`);
-    const file = await Deno.open(this.#table, { append: true, create: true, mode: 0o644 });
+    const file = Deno.openSync(this.#table, { append: true, create: true, mode: 0o644 });
     try {
       let written = 0;
-      while (written < line.length) written += await file.write(line.subarray(written));
-      // The row is the commit point of the write: it must be on disk before the lock drops.
-      await file.syncData();
+      while (written < line.length) written += file.writeSync(line.subarray(written));
+      // Not fsynced: the audit row appended after this write is the commit point. A row lost to
+      // a power cut leaves the file newer than its row, which recovery adopts as a new gen
+      // (`ostk os recover`); a kill -9 loses nothing, since the page cache survives the process.
     } finally {
       file.close();
     }
@@ -313,10 +355,10 @@ export class GenTable {
   async #shadowDir(relPath: string): Promise<string> {
     const name = await shadowName(relPath);
     const root = `${this.ostkDir}/${SHADOWS}`;
-    await Deno.mkdir(root, { recursive: true });
+    Deno.mkdirSync(root, { recursive: true });
     const dir = `${root}/${name}`;
     try {
-      await Deno.mkdir(dir);
+      Deno.mkdirSync(dir);
     } catch (err) {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       return dir;
@@ -398,12 +440,20 @@ export async function readShadow(
   if (!Number.isInteger(gen) || gen < 0) {
     throw new OstkError("usage", `expected a gen >= 0, got ${gen}`);
   }
+  const dir = `${ostkDir}/${SHADOWS}/${await shadowName(relPath)}`;
   try {
-    return await Deno.readFile(`${ostkDir}/${SHADOWS}/${await shadowName(relPath)}/${gen}`);
+    for await (const entry of Deno.readDir(dir)) {
+      const match = entry.name.match(SHADOW_NAME);
+      if (!match || Number(match[1]) !== gen) continue;
+      const bytes = await Deno.readFile(`${dir}/${entry.name}`);
+      // A shadow torn by a power cut (they are not fsynced) fails this and reads as missing.
+      return (await contentHash(bytes)).startsWith(match[2]) ? bytes : undefined;
+    }
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
   }
+  return undefined;
 }
 
 /**
@@ -504,7 +554,7 @@ function parseTable(bytes: Uint8Array, file: string): Loaded {
 async function readView(row: GenRow | undefined, absPath: string): Promise<DiskView> {
   let disk: Uint8Array | undefined;
   try {
-    disk = await Deno.readFile(absPath);
+    disk = Deno.readFileSync(absPath);
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
@@ -519,12 +569,20 @@ async function readView(row: GenRow | undefined, absPath: string): Promise<DiskV
   return { status, row, disk, diskHash };
 }
 
-/** Gens shadowed in `dir`. Also removes atomicWrite leftovers, stale since we hold the lock. */
-async function listShadows(dir: string): Promise<Set<number>> {
-  const gens = new Set<number>();
-  for await (const entry of Deno.readDir(dir)) {
-    if (/^\d+$/.test(entry.name)) gens.add(Number(entry.name));
-    else if (entry.name.endsWith(".tmp")) await Deno.remove(`${dir}/${entry.name}`);
+/** `<gen>.<first 16 hex of the content hash>`: the name says what the bytes must hash to. */
+function shadowFile(gen: number, hash: string): string {
+  return `${gen}.${hash.slice(0, 16)}`;
+}
+
+const SHADOW_NAME = /^(\d+)\.([0-9a-f]{16})$/;
+
+/** Gens shadowed in `dir`, by file name. Also removes atomicWrite leftovers (we hold the lock). */
+async function listShadows(dir: string): Promise<Map<number, string>> {
+  const gens = new Map<number, string>();
+  for (const entry of Deno.readDirSync(dir)) {
+    const match = entry.name.match(SHADOW_NAME);
+    if (match) gens.set(Number(match[1]), entry.name);
+    else if (entry.name.endsWith(".tmp")) Deno.removeSync(`${dir}/${entry.name}`);
   }
   return gens;
 }

@@ -182,27 +182,22 @@ export class Kernel {
     );
   }
 
-  /** Notice an edit made around the kernel, adopt it as a new gen and audit it. */
-  async #adoptBypass(rel: string, abs: string, caller: Caller) {
-    const { adopted, view, row } = await this.#table.adopt(rel, abs);
-    if (!adopted || !row) return undefined;
+  async #auditBypass(
+    rel: string,
+    row: { gen: number; hash: string },
+    prevGen: number,
+    caller: Caller,
+  ): Promise<Record<string, number>> {
     await this.#log.append({
       event: "bypass.detected",
       actor: "kernel",
-      fields: {
-        path: rel,
-        gen: row.gen,
-        prev_gen: view.row?.gen ?? 0,
-        hash: row.hash,
-        seen_by: caller.alias,
-      },
+      fields: { path: rel, gen: row.gen, prev_gen: prevGen, hash: row.hash, seen_by: caller.alias },
     });
-    return { gen: row.gen, prev_gen: view.row?.gen ?? 0 };
+    return { gen: row.gen, prev_gen: prevGen };
   }
 
   async #read(args: FileReadArgs, caller: Caller): Promise<Record<string, unknown>> {
     const { rel, abs } = await this.#admit("file:read", args.path, caller, false);
-    const bypass = await this.#adoptBypass(rel, abs, caller);
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(abs);
@@ -215,9 +210,22 @@ export class Kernel {
       }
       throw err;
     }
-    const row = await this.#table.read(rel);
-    const hash = await contentHash(bytes);
-    // A row that disagrees with the bytes just read means a write raced this read; report the
+    let row = await this.#table.read(rel);
+    let hash = await contentHash(bytes);
+    let bypass: Record<string, number> | undefined;
+    if (row && row.hash !== hash) {
+      // The lock-free look says the file changed around the kernel (or a write is landing);
+      // decide under the lock, and take the bytes the adoption saw.
+      const adoption = await this.#table.adopt(rel, abs);
+      if (adoption.adopted && adoption.row) {
+        bypass = await this.#auditBypass(rel, adoption.row, adoption.view.row?.gen ?? 0, caller);
+      }
+      if (!adoption.view.disk) throw new OstkError("not_found", `${rel}: no such file`);
+      bytes = adoption.view.disk;
+      hash = adoption.view.diskHash!;
+      row = adoption.row ?? adoption.view.row;
+    }
+    // A row that disagrees with the bytes read means a write raced this read; report the
     // bytes as untracked rather than pair them with the wrong gen.
     const gen = row && row.hash === hash ? row.gen : 0;
     const ranged = args.offset !== undefined || args.limit !== undefined;
@@ -279,13 +287,11 @@ export class Kernel {
   async #edit(args: FileEditArgs, caller: Caller): Promise<Record<string, unknown>> {
     this.#checkSize(args.new);
     const { rel, abs } = await this.#admit("file:edit", args.path, caller, true);
-    const bypass = await this.#adoptBypass(rel, abs, caller);
     return await this.#commit(
       "file:edit",
       rel,
       abs,
       caller,
-      bypass,
       args.expected_gen,
       (current) => {
         const count = countMatches(current, args.old);
@@ -322,14 +328,12 @@ export class Kernel {
   ): Promise<Record<string, unknown>> {
     this.#checkSize(args.content);
     const { rel, abs } = await this.#admit(tool, args.path, caller, true);
-    const bypass = mode === "replace" ? await this.#adoptBypass(rel, abs, caller) : undefined;
     const expected = "expected_gen" in args ? args.expected_gen : undefined;
     return await this.#commit(
       tool,
       rel,
       abs,
       caller,
-      bypass,
       expected,
       (_current, exists) => {
         if (mode === "create" && exists) {
@@ -371,7 +375,6 @@ export class Kernel {
     rel: string,
     abs: string,
     caller: Caller,
-    bypass: Record<string, number> | undefined,
     expectedGen: number | undefined,
     apply: (current: string, exists: boolean) => string,
     applyToBase: (base: string) => string | undefined,
@@ -379,6 +382,8 @@ export class Kernel {
   ): Promise<Record<string, unknown>> {
     let outcome: { merged?: string; unchanged?: boolean } = {};
     let conflict: OstkError | undefined;
+    let adopted: { row: { gen: number; hash: string }; prevGen: number } | undefined;
+    let bypass: Record<string, number> | undefined;
     const { row, prev } = await this.#table.transact(rel, abs, async (view) => {
       const gen = view.row?.gen ?? 0;
       const exists = view.disk !== undefined;
@@ -436,7 +441,8 @@ export class Kernel {
         return { result: undefined };
       }
       return { write: { bytes: encoder.encode(next), writer: caller.alias }, result: undefined };
-    }).catch(async (err) => {
+    }, { adoptBypass: true, onAdopt: (a) => (adopted = a) }).catch(async (err) => {
+      if (adopted) await this.#auditBypass(rel, adopted.row, adopted.prevGen, caller);
       if (err === conflict && conflict) {
         await this.#log.append({
           event: "tool.conflict",
@@ -446,6 +452,7 @@ export class Kernel {
       }
       throw err;
     });
+    if (adopted) bypass = await this.#auditBypass(rel, adopted.row, adopted.prevGen, caller);
     const extra = {
       ...(bypass ? { bypass } : {}),
       ...(outcome.merged ? { merged: outcome.merged } : {}),

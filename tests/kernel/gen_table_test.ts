@@ -105,7 +105,23 @@ Deno.test("shadows: old and new content by gen, pruned beyond shadowKeep", async
     }
     const names = [];
     for await (const entry of Deno.readDir(`${p.ostk}/shadows/a.txt`)) names.push(entry.name);
-    assert.deepEqual(names.sort(), ["10", "7", "8", "9"]);
+    // Each shadow is named <gen>.<hash prefix> so a torn one can be recognised.
+    assert.deepEqual(names.map((n) => n.split(".")[0]).sort(), ["10", "7", "8", "9"]);
+    assert.ok(names.every((n) => /^\d+\.[0-9a-f]{16}$/.test(n)), names.join(","));
+  });
+});
+
+Deno.test("shadows: a shadow whose bytes no longer match its name reads as missing", async () => {
+  await withProject(async (p) => {
+    await write(p, "a.txt", "v1\n");
+    await write(p, "a.txt", "v2\n");
+    const dir = `${p.ostk}/shadows/a.txt`;
+    let torn = "";
+    for await (const entry of Deno.readDir(dir)) if (entry.name.startsWith("1.")) torn = entry.name;
+    assert.notEqual(torn, "");
+    await Deno.writeTextFile(`${dir}/${torn}`, ""); // what a power cut can leave of an unsynced file
+    assert.equal(await shadowText(p, "a.txt", 1), undefined);
+    assert.equal(await shadowText(p, "a.txt", 2), "v2\n");
   });
 });
 
