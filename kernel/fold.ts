@@ -41,6 +41,8 @@ export interface FoldState {
   files: Map<string, FileRecord>;
   /** Per reader alias: the gen of each path it last read (or wrote, which implies a read). */
   reads: Map<string, Map<string, SeenVersion>>;
+  /** Idempotency keys of calls already recorded (see `Caller.callId` in tools.ts). */
+  callIds: Set<string>;
   /** The latest write and conflict events, oldest first, for load figures (bounded). */
   recent: RecentEvent[];
 }
@@ -78,6 +80,7 @@ export function emptyState(): FoldState {
     sessions: new Map(),
     files: new Map(),
     reads: new Map(),
+    callIds: new Set(),
     recent: [],
   };
 }
@@ -91,6 +94,7 @@ const SESSION_END_EVENTS = new Set(["session.exit", "session.dead", "session.rea
 export function foldRow(state: FoldState, row: AuditRow): FoldState {
   state.rows++;
   state.lastSeq = row.seq;
+  if (typeof row.call_id === "string") state.callIds.add(row.call_id);
   if (row.event === "agent.alias") {
     const alias = String(row.alias);
     const name = String(row.name);

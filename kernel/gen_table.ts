@@ -148,13 +148,14 @@ export class GenTable {
   }
 
   /** The current row of `relPath`, or undefined when untracked. Lock-free snapshot. */
-  async read(relPath: string): Promise<GenRow | undefined> {
-    return (await this.#load()).rows.get(relPath);
+  read(relPath: string): Promise<GenRow | undefined> {
+    // Built inside the executor so a malformed table rejects rather than throws.
+    return new Promise((resolve) => resolve(this.#load().rows.get(relPath)));
   }
 
   /** Every live row, keyed by path. Lock-free snapshot. */
-  async all(): Promise<Map<string, GenRow>> {
-    return (await this.#load()).rows;
+  all(): Promise<Map<string, GenRow>> {
+    return new Promise((resolve) => resolve(this.#load().rows));
   }
 
   /**
@@ -177,7 +178,7 @@ export class GenTable {
   > {
     checkRelPath(relPath);
     return this.#locked(async () => {
-      const table = await this.#load();
+      const table = this.#load();
       let view = await readView(table.rows.get(relPath), absPath);
       let adopted: { row: GenRow; prevGen: number } | undefined;
       if (options.adoptBypass && view.status === "bypass" && view.disk) {
@@ -206,7 +207,7 @@ export class GenTable {
   ): Promise<{ adopted: boolean; view: DiskView; row?: GenRow }> {
     checkRelPath(relPath);
     return this.#locked(async () => {
-      const table = await this.#load();
+      const table = this.#load();
       const view = await readView(table.rows.get(relPath), absPath);
       if (view.status !== "bypass" || !view.disk) return { adopted: false, view };
       const row = await this.#commit(table, relPath, view, view.disk, "bypass", undefined);
@@ -243,7 +244,7 @@ export class GenTable {
     }
   }
 
-  async #load(): Promise<Loaded> {
+  #load(): Loaded {
     let bytes: Uint8Array;
     try {
       bytes = Deno.readFileSync(this.#table);
@@ -271,7 +272,7 @@ export class GenTable {
       ts: new Date().toISOString(),
     };
     const dir = await this.#shadowDir(relPath);
-    const have = await listShadows(dir);
+    const have = listShadows(dir);
     // Shadows are written without fsync: each name carries its content's hash and readShadow
     // checks it, so a shadow torn by a power cut reads as missing (Hot PR then answers tier 3)
     // and can never feed a wrong merge. That keeps two fsyncs per shadow off every write.
@@ -577,7 +578,7 @@ function shadowFile(gen: number, hash: string): string {
 const SHADOW_NAME = /^(\d+)\.([0-9a-f]{16})$/;
 
 /** Gens shadowed in `dir`, by file name. Also removes atomicWrite leftovers (we hold the lock). */
-async function listShadows(dir: string): Promise<Map<number, string>> {
+function listShadows(dir: string): Map<number, string> {
   const gens = new Map<number, string>();
   for (const entry of Deno.readDirSync(dir)) {
     const match = entry.name.match(SHADOW_NAME);

@@ -33,6 +33,11 @@ export const DEFAULT_MAX_WRITE_BYTES = 16 * 1024 * 1024;
 export interface Caller {
   alias: string;
   budget?: ContextBudget;
+  /**
+   * An idempotency key (`<alias>:<turn>:<index>` from a session's CPU), recorded in the call's
+   * audit row so a turn replayed after a crash can skip calls that already happened.
+   */
+  callId?: string;
 }
 
 /** Options for {@linkcode Kernel}. */
@@ -158,6 +163,15 @@ export class Kernel {
     if (resolved.rel === ".") {
       throw new OstkError("bad_input", `${path} is the project root, not a file`);
     }
+    try {
+      if (Deno.statSync(resolved.abs).isDirectory) {
+        throw new OstkError("bad_input", `${resolved.rel} is a directory, not a file`, {
+          file: resolved.rel,
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
     if (writing || isKernelPath(resolved.rel)) {
       await this.#enforce(tool, resolved.rel, policy, caller);
     }
@@ -171,11 +185,17 @@ export class Kernel {
     await this.#log.append({
       event: "policy.deny",
       actor: caller.alias,
-      fields: { tool, path: rel, rule: decision.rule, source },
+      fields: {
+        ...(caller.callId ? { call_id: caller.callId } : {}),
+        tool,
+        path: rel,
+        rule: decision.rule,
+        source,
+      },
     });
     throw new OstkError(
       "permission",
-      `${tool} ${rel}: denied by '${decision.rule}'`,
+      `${tool} ${rel}: denied by '${decision.rule}': ${decision.reason}`,
       decision.source,
       undefined,
       { rule: decision.rule, source },
@@ -280,7 +300,15 @@ export class Kernel {
     await this.#log.append({
       event: "tool.file_read",
       actor: caller.alias,
-      fields: { path: rel, gen, hash, bytes, elided, ...(ranged ? { ranged: true } : {}) },
+      fields: {
+        ...(caller.callId ? { call_id: caller.callId } : {}),
+        path: rel,
+        gen,
+        hash,
+        bytes,
+        elided,
+        ...(ranged ? { ranged: true } : {}),
+      },
     });
   }
 
@@ -347,7 +375,6 @@ export class Kernel {
         return args.content;
       },
       () => args.content,
-      mode === "create",
     );
   }
 
@@ -378,7 +405,6 @@ export class Kernel {
     expectedGen: number | undefined,
     apply: (current: string, exists: boolean) => string,
     applyToBase: (base: string) => string | undefined,
-    allowMissing = true,
   ): Promise<Record<string, unknown>> {
     let outcome: { merged?: string; unchanged?: boolean } = {};
     let conflict: OstkError | undefined;
@@ -390,19 +416,23 @@ export class Kernel {
       if (!exists && tool === "file:edit") {
         throw new OstkError("not_found", `${rel}: no such file`, { file: rel }, "use file:create");
       }
-      if (!exists && !allowMissing) throw new OstkError("not_found", `${rel}: no such file`);
-      let current = "";
-      if (view.disk) {
-        try {
-          current = decoder.decode(view.disk);
-        } catch {
+      // Decoded only when the call needs the text (an edit, a merge, an unchanged check), so
+      // file:write can still replace a file that is not UTF-8.
+      let decoded: string | undefined;
+      const text = (): string => {
+        if (decoded !== undefined) return decoded;
+        if (!view.disk) return decoded = "";
+        const value = safeDecode(view.disk);
+        if (value === undefined) {
           throw new OstkError(
             "bad_input",
             `${rel} is not UTF-8 text; the kernel edits text only`,
             { file: rel },
+            "replace it whole with file:write",
           );
         }
-      }
+        return decoded = value;
+      };
       let next: string;
       if (expectedGen !== undefined && expectedGen !== gen) {
         const shadow = await readShadow(this.paths.dir, rel, expectedGen);
@@ -416,7 +446,7 @@ export class Kernel {
           });
           throw conflict;
         }
-        const merge = hotPr({ base, current, mine, path: rel });
+        const merge = hotPr({ base, current: text(), mine, path: rel });
         if (merge.tier === 2) {
           conflict = staleError(tool, rel, expectedGen, gen, 2, {
             suggestion: merge.suggestion,
@@ -434,20 +464,35 @@ export class Kernel {
         next = merge.text;
         outcome = { merged: merge.kind };
       } else {
-        next = apply(current, exists);
+        next = apply(tool === "file:edit" ? text() : "", exists);
       }
-      if (exists && next === current) {
+      const bytes = encoder.encode(next);
+      if (bytes.length > this.#maxWrite) {
+        // Checked on the result: replace_all can multiply a small `new` past the cap.
+        throw new OstkError(
+          "bad_input",
+          `${rel}: the result would be ${bytes.length} bytes, over the ${this.#maxWrite}-byte cap`,
+          { file: rel },
+        );
+      }
+      if (exists && view.disk && sameBytes(view.disk, bytes)) {
         outcome.unchanged = true;
         return { result: undefined };
       }
-      return { write: { bytes: encoder.encode(next), writer: caller.alias }, result: undefined };
+      return { write: { bytes, writer: caller.alias }, result: undefined };
     }, { adoptBypass: true, onAdopt: (a) => (adopted = a) }).catch(async (err) => {
       if (adopted) await this.#auditBypass(rel, adopted.row, adopted.prevGen, caller);
-      if (err === conflict && conflict) {
+      // Every lost compare-and-swap is logged, not only stale gens, so load figures are true.
+      if (err instanceof OstkError && err.code === "conflict") {
         await this.#log.append({
           event: "tool.conflict",
           actor: caller.alias,
-          fields: { tool, path: rel, ...pick(conflict.details, ["expected_gen", "gen", "tier"]) },
+          fields: {
+            ...(caller.callId ? { call_id: caller.callId } : {}),
+            tool,
+            path: rel,
+            ...pick(err.details, ["expected_gen", "gen", "tier"]),
+          },
         });
       }
       throw err;
@@ -466,6 +511,7 @@ export class Kernel {
         : "tool.file_create",
       actor: caller.alias,
       fields: {
+        ...(caller.callId ? { call_id: caller.callId } : {}),
         path: rel,
         gen: row.gen,
         prev_gen: prev?.gen ?? 0,
@@ -476,4 +522,8 @@ export class Kernel {
     this.#reads.get(caller.alias)?.set(rel, { gen: row.gen, hash: row.hash });
     return { path: rel, gen: row.gen, prev_gen: prev?.gen ?? 0, ...extra };
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
