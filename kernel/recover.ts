@@ -15,6 +15,8 @@ import type { OstkPaths } from "./layout.ts";
 export interface RecoveryReport {
   adopted: string[];
   recovered: string[];
+  /** Temp files of atomic writes killed before their rename, removed. */
+  removedTemps: string[];
 }
 
 /**
@@ -28,8 +30,9 @@ export interface RecoveryReport {
  */
 export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<RecoveryReport> {
   const table = new GenTable(paths.dir);
-  const report: RecoveryReport = { adopted: [], recovered: [] };
+  const report: RecoveryReport = { adopted: [], recovered: [], removedTemps: [] };
   for (const path of (await table.all()).keys()) {
+    report.removedTemps.push(...removeDeadTemps(paths.root, path));
     const { adopted, view, row } = await table.adopt(path, `${paths.root}/${path}`);
     if (adopted && row) {
       await log.append({
@@ -59,4 +62,57 @@ export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<R
     report.recovered.push(row.path);
   }
   return report;
+}
+
+/**
+ * A writer killed inside atomicWrite leaves `.<name>.<pid>.<n>.tmp` beside the file. Only a
+ * writer holding the gen lock creates those for a tracked file, and a dead one's pid is gone,
+ * so a temp whose pid is not a live process can be removed.
+ */
+function removeDeadTemps(root: string, rel: string): string[] {
+  const slash = rel.lastIndexOf("/");
+  const dir = slash < 0 ? root : `${root}/${rel.slice(0, slash)}`;
+  const base = rel.slice(slash + 1);
+  const removed: string[] = [];
+  const prefix = `.${base}.`;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return removed;
+    throw err;
+  }
+  for (const entry of entries) {
+    if (!entry.name.startsWith(prefix) || !entry.name.endsWith(".tmp")) continue;
+    const match = entry.name.slice(prefix.length).match(/^(\d+)\.\d+\.tmp$/);
+    if (!match || processAlive(Number(match[1]))) continue;
+    try {
+      Deno.removeSync(`${dir}/${entry.name}`);
+      removed.push(slash < 0 ? entry.name : `${rel.slice(0, slash)}/${entry.name}`);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  // Without /proc (macOS) we cannot tell, so every temp is treated as a live writer's.
+  if (!hasProc()) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function hasProc(): boolean {
+  try {
+    Deno.statSync("/proc/self");
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -103,7 +103,7 @@ Deno.test("recover: a table row with no audit row is re-logged as gen.recover, o
     const rowsAfterFirst = await Deno.readTextFile(fx.paths.audit);
     const tableAfterFirst = await Deno.readTextFile(fx.paths.genTable);
     const again = await recoverProject(fx.paths, fx.log);
-    assert.deepEqual(again, { adopted: [], recovered: [] });
+    assert.deepEqual(again, { adopted: [], recovered: [], removedTemps: [] });
     assert.equal(await Deno.readTextFile(fx.paths.audit), rowsAfterFirst);
     assert.equal(await Deno.readTextFile(fx.paths.genTable), tableAfterFirst);
   });
@@ -124,7 +124,7 @@ Deno.test("recover: a tracked file changed behind the kernel is adopted", async 
     await Deno.writeTextFile(`${fx.root}/src/b.txt`, "by hand\n");
 
     const report = await recoverProject(fx.paths, fx.log);
-    assert.deepEqual(report, { adopted: ["src/b.txt"], recovered: [] });
+    assert.deepEqual(report, { adopted: ["src/b.txt"], recovered: [], removedTemps: [] });
     const detected = await rowsOf(fx.paths, "bypass.detected");
     assert.equal(detected.length, 1);
     assert.equal(detected[0].path, "src/b.txt");
@@ -138,7 +138,11 @@ Deno.test("recover: a tracked file changed behind the kernel is adopted", async 
     assert.equal(await Deno.readTextFile(`${fx.root}/src/b.txt`), "by hand\n");
     await assertTableMatchesLog(fx);
 
-    assert.deepEqual(await recoverProject(fx.paths, fx.log), { adopted: [], recovered: [] });
+    assert.deepEqual(await recoverProject(fx.paths, fx.log), {
+      adopted: [],
+      recovered: [],
+      removedTemps: [],
+    });
     // The kernel picks up at the adopted gen, with no second bypass.
     const read = ok(await fx.kernel.call("file:read", { path: "src/b.txt" }, { alias: "r" }));
     assert.equal(read.gen, 2);
@@ -166,6 +170,10 @@ Deno.test("recover: both gaps at once leave table and log in agreement", async (
       [["src/a.txt", 2], ["src/b.txt", 2], ["src/c.txt", 3]],
     );
     await assertTableMatchesLog(fx);
-    assert.deepEqual(await recoverProject(fx.paths, fx.log), { adopted: [], recovered: [] });
+    assert.deepEqual(await recoverProject(fx.paths, fx.log), {
+      adopted: [],
+      recovered: [],
+      removedTemps: [],
+    });
   });
 });
