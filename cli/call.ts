@@ -1,7 +1,8 @@
 /** `ostk call <tool> '<json>'`: one kernel tool call from a script or a shell. */
 import { OstkError } from "../kernel/errors.ts";
 import { locateProject, projectSigner } from "../kernel/project.ts";
-import { Kernel } from "../kernel/tools.ts";
+import { Kernel, type ToolResponse } from "../kernel/tools.ts";
+import { tryConnect } from "./daemon_client.ts";
 import { TOOL_SCHEMAS } from "../kernel/tool_schema.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
 
@@ -52,10 +53,19 @@ policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, a
       }
     }
     const paths = await locateProject(ctx.cwd);
-    const key = await projectSigner(paths);
-    const kernel = new Kernel(paths, { signer: key.signer });
+    const alias = values.as ?? "operator";
+    // Through the daemon when one runs (it owns the sessions and their heartbeats), else in-process.
+    const client = await tryConnect(paths);
+    let kernel: Kernel | undefined;
     try {
-      const response = await kernel.call(tool, args, { alias: values.as ?? "operator" });
+      let response: ToolResponse;
+      if (client) {
+        response = await client.request("kernel/call", { tool, args, as: alias }) as ToolResponse;
+      } else {
+        const key = await projectSigner(paths);
+        kernel = new Kernel(paths, { signer: key.signer });
+        response = await kernel.call(tool, args, { alias });
+      }
       if (values.json) outJson(response);
       else if (response.ok) {
         const r = response.result;
@@ -82,7 +92,8 @@ policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, a
       }
       return response.ok ? EXIT.ok : EXIT.refused;
     } finally {
-      kernel.close();
+      kernel?.close();
+      client?.close();
     }
   },
 };

@@ -1,5 +1,8 @@
 /** Every command by name; `os` is a group whose sub-commands are named `os <sub>`. */
 import { aliasCommand } from "./alias.ts";
+import { attachCommand } from "./attach.ts";
+import { listenCommand, statusCommand, stopCommand } from "./listen.ts";
+import { killCommand, lineageCommand, psCommand, pstreeCommand, spawnCommand } from "./sessions.ts";
 import { auditCommand } from "./audit.ts";
 import { bootCommand } from "./boot.ts";
 import { callCommand } from "./call.ts";
@@ -17,6 +20,15 @@ export const COMMANDS: readonly Command[] = [
   logCommand,
   aliasCommand,
   callCommand,
+  listenCommand,
+  stopCommand,
+  statusCommand,
+  psCommand,
+  pstreeCommand,
+  spawnCommand,
+  killCommand,
+  attachCommand,
+  lineageCommand,
   demoCommand,
 ];
 

@@ -10,6 +10,7 @@ import type { AuditLog } from "./audit.ts";
 import { FoldCache } from "./fold_cache.ts";
 import { GenTable } from "./gen_table.ts";
 import type { OstkPaths } from "./layout.ts";
+import { processAlive } from "./proc.ts";
 
 /** What {@linkcode recoverProject} changed. */
 export interface RecoveryReport {
@@ -32,7 +33,7 @@ export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<R
   const table = new GenTable(paths.dir);
   const report: RecoveryReport = { adopted: [], recovered: [], removedTemps: [] };
   for (const path of (await table.all()).keys()) {
-    report.removedTemps.push(...removeDeadTemps(paths.root, path));
+    report.removedTemps.push(...await removeDeadTemps(paths.root, path));
     const { adopted, view, row } = await table.adopt(path, `${paths.root}/${path}`);
     if (adopted && row) {
       await log.append({
@@ -69,7 +70,7 @@ export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<R
  * writer holding the gen lock creates those for a tracked file, and a dead one's pid is gone,
  * so a temp whose pid is not a live process can be removed.
  */
-function removeDeadTemps(root: string, rel: string): string[] {
+async function removeDeadTemps(root: string, rel: string): Promise<string[]> {
   const slash = rel.lastIndexOf("/");
   const dir = slash < 0 ? root : `${root}/${rel.slice(0, slash)}`;
   const base = rel.slice(slash + 1);
@@ -85,7 +86,8 @@ function removeDeadTemps(root: string, rel: string): string[] {
   for (const entry of entries) {
     if (!entry.name.startsWith(prefix) || !entry.name.endsWith(".tmp")) continue;
     const match = entry.name.slice(prefix.length).match(/^(\d+)\.\d+\.tmp$/);
-    if (!match || processAlive(Number(match[1]))) continue;
+    // Unknown liveness (no /proc) counts as alive: never remove a running writer's temp.
+    if (!match || (await processAlive(Number(match[1]))) !== false) continue;
     try {
       Deno.removeSync(`${dir}/${entry.name}`);
       removed.push(slash < 0 ? entry.name : `${rel.slice(0, slash)}/${entry.name}`);
@@ -94,25 +96,4 @@ function removeDeadTemps(root: string, rel: string): string[] {
     }
   }
   return removed;
-}
-
-function processAlive(pid: number): boolean {
-  // Without /proc (macOS) we cannot tell, so every temp is treated as a live writer's.
-  if (!hasProc()) return true;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
-function hasProc(): boolean {
-  try {
-    Deno.statSync("/proc/self");
-    return true;
-  } catch {
-    return false;
-  }
 }

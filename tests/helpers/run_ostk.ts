@@ -12,6 +12,8 @@ export const OSTK_PERMISSIONS = [
   "--allow-env",
   "--allow-run",
   "--allow-sys=loadavg,hostname,osRelease",
+  "--allow-net",
+  "--unstable-worker-options",
 ] as const;
 
 /** What one run printed and how it exited. */

@@ -1,0 +1,145 @@
+/**
+ * The socket protocol: JSON-RPC 2.0, one message per line. The one module both the daemon and
+ * its clients import; every inbound message is parsed here before anything acts on it.
+ */
+import { z } from "zod";
+import type { OstkErrorCode } from "../kernel/errors.ts";
+
+/** Lines longer than this are refused (configurable per daemon). */
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+
+export const RpcId = z.union([z.string().max(200), z.number().int()]);
+export type RpcId = z.infer<typeof RpcId>;
+
+export const RpcRequest = z.strictObject({
+  jsonrpc: z.literal("2.0"),
+  id: RpcId.optional(),
+  method: z.string().min(1).max(100),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
+export type RpcRequest = z.infer<typeof RpcRequest>;
+
+const alias = z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, "expected an agent alias");
+const revival = z.enum(["revive", "reap", "ask"]);
+
+export const CpuSpecSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("script"), script: z.string().min(1) }),
+  z.strictObject({
+    kind: z.literal("command"),
+    command: z.array(z.string()).min(1),
+    cwd: z.string().optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    graceMs: z.number().int().nonnegative().optional(),
+  }),
+]);
+
+/** Params of every method the daemon serves. */
+export const METHODS = {
+  "kernel/call": z.strictObject({
+    tool: z.string(),
+    args: z.unknown(),
+    as: alias.optional(),
+    call_id: z.string().max(200).optional(),
+    budget: z.strictObject({ used: z.number(), limit: z.number() }).optional(),
+  }),
+  "session/spawn": z.strictObject({
+    name: z.string().regex(/^[a-z][a-z0-9_]*$/).optional(),
+    alias: alias.optional(),
+    cpu: CpuSpecSchema,
+    revival: revival.optional(),
+  }),
+  "session/kill": z.strictObject({ alias }),
+  "session/list": z.strictObject({}),
+  "lineage/resolve": z.strictObject({ alias, action: z.enum(["revive", "reap"]) }),
+  "client/attach": z.strictObject({
+    alias: alias.optional(),
+    name: z.string().max(100).optional(),
+  }),
+  "client/detach": z.strictObject({}),
+  "client/subscribe": z.strictObject({
+    from_seq: z.number().int().nonnegative().optional(),
+    alias: alias.optional(),
+    event_prefix: z.string().max(100).optional(),
+  }),
+  "daemon/status": z.strictObject({}),
+  "daemon/stop": z.strictObject({}),
+} as const;
+
+export type MethodName = keyof typeof METHODS;
+export type MethodParams<M extends MethodName> = z.infer<(typeof METHODS)[M]>;
+
+/** JSON-RPC error codes: the standard ones, then ours in the server range. */
+export const RPC_ERRORS = {
+  parse: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internal: -32603,
+  refused: -32000,
+  notFound: -32001,
+  conflict: -32002,
+  permission: -32003,
+  integrity: -32004,
+  tooLarge: -32005,
+  closed: -32006,
+} as const;
+
+/** The wire code for a local kernel error (two vocabularies, one mapping). */
+export function rpcCodeFor(code: OstkErrorCode): number {
+  switch (code) {
+    case "not_found":
+      return RPC_ERRORS.notFound;
+    case "conflict":
+      return RPC_ERRORS.conflict;
+    case "permission":
+      return RPC_ERRORS.permission;
+    case "integrity":
+      return RPC_ERRORS.integrity;
+    case "usage":
+    case "bad_input":
+      return RPC_ERRORS.invalidParams;
+    default:
+      return RPC_ERRORS.refused;
+  }
+}
+
+export interface RpcErrorBody {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export type RpcResponse =
+  | { jsonrpc: "2.0"; id: RpcId | null; result: unknown }
+  | { jsonrpc: "2.0"; id: RpcId | null; error: RpcErrorBody };
+
+/** A server → client notification (no id): audit rows, session output, state changes. */
+export interface RpcNotification {
+  jsonrpc: "2.0";
+  method: "event";
+  params: { kind: "audit"; row: Record<string, unknown> } | {
+    kind: "output";
+    alias: string;
+    stream: "stdout" | "stderr";
+    line: string;
+  } | { kind: "session"; alias: string; state: string };
+}
+
+/** Response schema for clients (validate at the edge, both ways). */
+export const RpcInbound = z.union([
+  z.object({ jsonrpc: z.literal("2.0"), id: RpcId.nullable(), result: z.unknown() }),
+  z.object({
+    jsonrpc: z.literal("2.0"),
+    id: RpcId.nullable(),
+    error: z.object({ code: z.number(), message: z.string(), data: z.unknown().optional() }),
+  }),
+  z.object({ jsonrpc: z.literal("2.0"), method: z.literal("event"), params: z.unknown() }),
+]);
+
+export function ok(id: RpcId | null, result: unknown): RpcResponse {
+  return { jsonrpc: "2.0", id, result };
+}
+
+export function fail(id: RpcId | null, code: number, message: string, data?: unknown): RpcResponse {
+  return { jsonrpc: "2.0", id, error: { code, message, ...(data !== undefined ? { data } : {}) } };
+}

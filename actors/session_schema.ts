@@ -1,0 +1,140 @@
+/**
+ * The one schema module for sessions: what a CPU is (`CpuSpec`), what a turn leaves behind
+ * (`TurnRecord`), the events a session actor accepts, and the drain snapshot written to
+ * `.ostk/drain/<lineage>.json`. Types are inferred from the schemas; parse at the edge, then trust.
+ */
+import { z } from "zod";
+
+/** How many turns of history a drain snapshot keeps (the newest ones). */
+export const HISTORY_LIMIT = 200;
+
+/** Agent aliases as the kernel accepts them; also a safe file name under `drain/`. */
+export const AliasSchema = z.string().regex(
+  /^[a-z][a-z0-9_-]{0,63}$/,
+  "an alias is lower-case letters, digits, '_' and '-', starting with a letter",
+);
+
+const count = z.number().int().nonnegative();
+
+/** Tokens spent, in and out. */
+export const TokensSchema = z.strictObject({ in: count, out: count });
+
+/** What a session runs: a transcript replayed in a Worker, or an external agent program. */
+export const CpuSpecSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("script"),
+    script: z.string().min(1).describe("path to a transcript (.jsonl)"),
+  }),
+  z.strictObject({
+    kind: z.literal("command"),
+    command: z.array(z.string()).min(1).describe("argv; the first element is the program"),
+    cwd: z.string().optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    graceMs: count.optional().describe("SIGTERM → SIGKILL delay on abort (default 5000)"),
+  }),
+]);
+
+/** One kernel call as a turn remembers it. */
+export const CallRecordSchema = z.strictObject({
+  tool: z.string(),
+  ok: z.boolean(),
+  gen: count.optional(),
+  error: z.string().optional(),
+});
+
+/** One finished turn: its 0-based number, its calls and its tokens. */
+export const TurnRecordSchema = z.strictObject({
+  turn: count,
+  calls: z.array(CallRecordSchema),
+  tokens: TokensSchema,
+});
+
+/** What to do with a session found orphaned (after a crash of its CPU or of the daemon). */
+export const RevivalSchema = z.enum(["revive", "reap", "ask"]);
+
+/** How a CPU's run ended. */
+export const CpuExitReasonSchema = z.enum(["done", "aborted", "exited"]);
+
+/** Input of the session machine. `startTurn`, `tokens`, `history` carry a lineage forward. */
+export const SessionInputSchema = z.strictObject({
+  alias: AliasSchema,
+  cpu: CpuSpecSchema,
+  revival: RevivalSchema,
+  startTurn: count.optional(),
+  tokens: TokensSchema.optional(),
+  history: z.array(TurnRecordSchema).optional(),
+});
+
+/**
+ * Every event a session actor accepts. The daemon parses what arrives from the socket or the
+ * scheduler with this schema before `actor.send`.
+ */
+export const SessionEventSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("session.started"), at: count, pid: count.optional() }),
+  z.strictObject({ type: z.literal("session.turn_done"), turn: TurnRecordSchema, at: count }),
+  z.strictObject({ type: z.literal("session.heartbeat"), at: count }),
+  z.strictObject({ type: z.literal("session.kill"), reason: z.string().optional() }),
+  z.strictObject({
+    type: z.literal("session.cpu_exit"),
+    reason: CpuExitReasonSchema,
+    code: z.number().int().optional(),
+  }),
+  z.strictObject({ type: z.literal("session.orphan"), reason: z.string().optional() }),
+  z.strictObject({ type: z.literal("session.revive") }),
+  z.strictObject({ type: z.literal("session.stale"), at: count.optional() }),
+  z.strictObject({ type: z.literal("session.crashed"), error: z.string() }),
+]);
+
+/**
+ * The drain snapshot: enough to revive a lineage after any crash. `machine` is the session
+ * actor's `getPersistedSnapshot()`; `machine_version` says which machine wrote it.
+ */
+export const DrainSnapshotSchema = z.strictObject({
+  version: z.literal(1),
+  lineage: AliasSchema,
+  anchor: z.string().min(1).describe("the daemon anchor id that wrote this snapshot"),
+  ts: z.string().describe("ISO 8601"),
+  cpu: CpuSpecSchema,
+  turns: count,
+  tokens: TokensSchema,
+  history: z.array(TurnRecordSchema).max(HISTORY_LIMIT),
+  revival: RevivalSchema,
+  machine: z.unknown(),
+  machine_version: z.number().int().positive(),
+});
+
+export type Tokens = z.infer<typeof TokensSchema>;
+export type CpuSpec = z.infer<typeof CpuSpecSchema>;
+export type CallRecord = z.infer<typeof CallRecordSchema>;
+export type TurnRecord = z.infer<typeof TurnRecordSchema>;
+export type Revival = z.infer<typeof RevivalSchema>;
+export type CpuExitReason = z.infer<typeof CpuExitReasonSchema>;
+export type SessionInput = z.infer<typeof SessionInputSchema>;
+export type SessionEvent = z.infer<typeof SessionEventSchema>;
+export type DrainSnapshot = z.infer<typeof DrainSnapshotSchema>;
+
+/** Input of the `cpuRunner` child: which CPU to run, for whom. */
+export interface CpuRunnerInput {
+  alias: string;
+  cpu: CpuSpec;
+}
+
+/** Events the session machine sends to its `cpuRunner` child. */
+export type CpuRunnerEvent =
+  | { type: "cpu.start"; startTurn: number }
+  | { type: "cpu.stop" }
+  | { type: "cpu.turn_saved"; turn: number };
+
+/** Input of the `drainWriter` child: which lineage, and why it is being written. */
+export interface DrainWriterInput {
+  alias: string;
+  reason: "turn" | "final";
+}
+
+/** Input of the `rehydrator` child: what the last CPU of this lineage was. */
+export interface RehydratorInput {
+  alias: string;
+  cpu: CpuSpec;
+  pid?: number;
+  turns: number;
+}

@@ -1,0 +1,519 @@
+/**
+ * The process table: every session the daemon knows, as children of the root actor. Spawning,
+ * killing, heartbeats, the scheduler's health pass, revival after crashes, and the rebuild from
+ * the audit log and drain snapshots when the daemon starts.
+ */
+import type { Actor, AnyActorRef, SnapshotFrom } from "xstate";
+import { issueAlias } from "../kernel/alias.ts";
+import { readAuditRows } from "../kernel/audit.ts";
+import { OstkError } from "../kernel/errors.ts";
+import { fold } from "../kernel/fold.ts";
+import type { ToolResponse } from "../kernel/tools.ts";
+import { cpuRunnerLogic, type KernelPort, rehydratorLogic } from "./cpu.ts";
+import { isAgentLeader } from "./cpu_command.ts";
+import { procStat } from "../kernel/proc.ts";
+import type { DaemonContext } from "./daemon.ts";
+import { drainWriterLogic, readDrain } from "./drain.ts";
+import { callKernel } from "./kernel_gate.ts";
+import type { MethodParams } from "./protocol.ts";
+import type { rootMachine } from "./root_machine.ts";
+import { sessionMachine } from "./session_machine.ts";
+import type { CpuSpec, Revival, SessionInput } from "./session_schema.ts";
+
+/** Heartbeat ages that mark a session stale, then crashed. */
+export interface SessionThresholds {
+  staleMs: number;
+  crashedMs: number;
+}
+
+export const DEFAULT_THRESHOLDS: SessionThresholds = { staleMs: 30_000, crashedMs: 90_000 };
+
+/** Revivals allowed per session within a minute before it is left orphaned. */
+const REVIVE_LIMIT = 3;
+
+type SessionSnapshot = SnapshotFrom<typeof sessionMachine>;
+
+interface Entry {
+  alias: string;
+  cpu: CpuSpec;
+  revival: Revival;
+  ref?: AnyActorRef;
+  /** Where the next life starts: set while queued, or between launch and the root being up. */
+  queued?: { startTurn: number; carried?: Partial<SessionInput> };
+  state: string;
+  outputs: Set<(stream: "stdout" | "stderr", line: string) => void>;
+  watchers: Set<(state: string) => void>;
+  revives: number[];
+  unsubscribe?: () => void;
+  exitLogged?: boolean;
+}
+
+/** The sessions of one daemon. */
+export class SessionTable {
+  #ctx: DaemonContext;
+  #entries = new Map<string, Entry>();
+  #thresholds: SessionThresholds;
+  #concurrency: number;
+  #root?: Actor<typeof rootMachine>;
+
+  constructor(
+    ctx: DaemonContext,
+    options: { thresholds?: Partial<SessionThresholds>; concurrency: number },
+  ) {
+    this.#ctx = ctx;
+    this.#thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
+    this.#concurrency = Math.max(1, options.concurrency);
+  }
+
+  /** The session logic with the daemon's I/O wired in; the root provides it as `session`. */
+  logic() {
+    return sessionMachine.provide({
+      actors: {
+        cpuRunner: cpuRunnerLogic({
+          kernel: (alias) => this.#port(alias),
+          socketPath: this.#ctx.socket,
+          now: Date.now,
+          onOutput: (alias, stream, line) => {
+            for (const fn of this.#entries.get(alias)?.outputs ?? []) fn(stream, line);
+          },
+        }),
+        drainWriter: drainWriterLogic({
+          dir: this.#ctx.paths.drain,
+          anchor: this.#ctx.anchor.id,
+          now: Date.now,
+        }),
+        rehydrator: rehydratorLogic(),
+      },
+    });
+  }
+
+  /** Called once the root actor runs; sessions are spawned as its children from then on. */
+  attachRoot(root: Actor<typeof rootMachine>): void {
+    this.#root = root;
+    for (const entry of this.#entries.values()) {
+      if (entry.state === "starting") this.#startChild(entry);
+    }
+  }
+
+  #port(alias: string): KernelPort {
+    return {
+      call: (tool, args, opts) =>
+        callKernel(this.#ctx, tool, args, { alias, callId: opts?.callId }),
+    };
+  }
+
+  has(alias: string): boolean {
+    return this.#entries.has(alias);
+  }
+
+  /** Start a session (or queue it while the concurrency limit is reached). */
+  async spawn(p: MethodParams<"session/spawn">): Promise<{ alias: string; state: string }> {
+    if (p.alias && this.#entries.get(p.alias) && this.#entries.get(p.alias)!.state !== "dead") {
+      throw new OstkError(
+        "conflict",
+        `session '${p.alias}' exists`,
+        {},
+        "kill it first, or pick another alias",
+      );
+    }
+    const alias = p.alias ?? await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
+    const entry: Entry = {
+      alias,
+      cpu: p.cpu as CpuSpec,
+      revival: p.revival ?? "revive",
+      state: "queued",
+      outputs: new Set(),
+      watchers: new Set(),
+      revives: [],
+    };
+    this.#entries.set(alias, entry);
+    await this.#ctx.log.append({
+      event: "session.spawn",
+      actor: "operator",
+      fields: {
+        session: alias,
+        alias,
+        cpu: entry.cpu.kind,
+        revival: entry.revival,
+        spec: entry.cpu,
+      },
+    });
+    if (this.#running() < this.#concurrency) this.#launch(entry, 0);
+    else entry.queued = { startTurn: 0 };
+    await this.#ctx.tail.poll();
+    return { alias, state: entry.state };
+  }
+
+  #running(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) {
+      if (e.ref && !["dead", "orphaned"].includes(e.state)) n++;
+    }
+    return n;
+  }
+
+  #launch(entry: Entry, startTurn: number, carried?: Partial<SessionInput>): void {
+    entry.exitLogged = false;
+    entry.state = "starting";
+    entry.queued = { startTurn, carried };
+    if (this.#root) this.#startChild(entry);
+  }
+
+  #startChild(entry: Entry): void {
+    const root = this.#root!;
+    const { startTurn, carried } = entry.queued ?? { startTurn: 0 };
+    entry.queued = undefined;
+    // A fresh child id per life: the previous life's actor may still be winding down.
+    const id = `session:${entry.alias}:${crypto.randomUUID().slice(0, 8)}`;
+    const input: SessionInput = {
+      alias: entry.alias,
+      cpu: entry.cpu,
+      revival: entry.revival,
+      startTurn,
+      ...carried,
+    };
+    root.send({ type: "session.spawn_child", id, input });
+    const ref = root.getSnapshot().children[id as never] as AnyActorRef | undefined;
+    if (!ref) throw new Error(`session child ${id} did not start`);
+    entry.unsubscribe?.();
+    entry.ref = ref;
+    const sub = ref.subscribe({
+      next: (snap: SessionSnapshot) => this.#observe(entry, ref, snap),
+      error: (err: unknown) => this.#failed(entry, ref, err),
+    });
+    entry.unsubscribe = () => sub.unsubscribe();
+    this.#observe(entry, ref, ref.getSnapshot() as SessionSnapshot);
+  }
+
+  #observe(entry: Entry, ref: AnyActorRef, snap: SessionSnapshot): void {
+    if (entry.ref !== ref) return;
+    const state = labelOf(snap);
+    if (state === entry.state) return;
+    entry.state = state;
+    for (const fn of entry.watchers) fn(state);
+    if (state === "dead") this.#ended(entry, snap);
+    else if (state === "orphaned") this.#orphaned(entry, snap);
+  }
+
+  #ended(entry: Entry, snap: SessionSnapshot): void {
+    entry.unsubscribe?.();
+    this.#root?.send({ type: "session.stop_child", id: entry.ref!.id });
+    if (!entry.exitLogged) {
+      entry.exitLogged = true;
+      this.#append("session.exit", {
+        session: entry.alias,
+        reason: snap.context.exit?.reason ?? "killed",
+        ...(snap.context.exit?.code !== undefined ? { code: snap.context.exit.code } : {}),
+        turns: snap.context.turns,
+      });
+    }
+    this.#startQueued();
+  }
+
+  /** A session that crashed (or whose heartbeat stopped) is handled by its revival policy. */
+  #orphaned(entry: Entry, snap: SessionSnapshot): void {
+    const why = snap.context.error ?? "crashed";
+    this.#append("session.orphan", {
+      session: entry.alias,
+      reason: why,
+      turns: snap.context.turns,
+    });
+    if (entry.revival === "reap") {
+      this.#append("session.reap", { session: entry.alias });
+      entry.ref?.send({ type: "session.kill", reason: "reaped" });
+      return;
+    }
+    if (entry.revival === "ask") return;
+    const now = Date.now();
+    entry.revives = entry.revives.filter((t) => now - t < 60_000);
+    if (entry.revives.length >= REVIVE_LIMIT) {
+      this.#append("session.revive_refused", {
+        session: entry.alias,
+        reason: `revived ${REVIVE_LIMIT} times within a minute`,
+      });
+      return;
+    }
+    entry.revives.push(now);
+    this.#append("session.revive", { session: entry.alias, from_turn: snap.context.turns });
+    entry.ref?.send({ type: "session.revive" });
+  }
+
+  /** The actor itself failed (a bug, not a crashed agent): restart it from its last drain. */
+  #failed(entry: Entry, ref: AnyActorRef, err: unknown): void {
+    if (entry.ref !== ref) return;
+    this.#append("session.restart", {
+      session: entry.alias,
+      error: String((err as Error)?.message ?? err),
+    });
+    readDrain(this.#ctx.paths.drain, entry.alias).then(
+      (d) => this.#launch(entry, d.turns, { tokens: d.tokens, history: d.history }),
+      () => this.#launch(entry, 0),
+    );
+  }
+
+  #append(event: string, fields: Record<string, unknown>): void {
+    this.#ctx.log.append({ event, actor: "kernel", fields })
+      .then(() => this.#ctx.tail.poll())
+      .catch((err) => console.error(`ostk listen: audit ${event}: ${(err as Error).message}`));
+  }
+
+  #startQueued(): void {
+    for (const entry of this.#entries.values()) {
+      if (this.#running() >= this.#concurrency) return;
+      if (entry.state === "queued" && entry.queued) {
+        this.#launch(entry, entry.queued.startTurn, entry.queued.carried);
+      }
+    }
+  }
+
+  /** Stop a session: its CPU is aborted (a command's group gets SIGTERM, then SIGKILL). */
+  async kill(alias: string): Promise<{ alias: string; state: string }> {
+    const entry = this.#get(alias);
+    if (entry.state === "queued") {
+      entry.state = "dead";
+      entry.queued = undefined;
+      this.#append("session.exit", { session: alias, reason: "killed", turns: 0 });
+      return { alias, state: "dead" };
+    }
+    if (entry.state === "dead") return { alias, state: "dead" };
+    const done = new Promise<void>((resolve) => {
+      const watch = (state: string) => {
+        if (state !== "dead") return;
+        entry.watchers.delete(watch);
+        resolve();
+      };
+      entry.watchers.add(watch);
+    });
+    entry.ref?.send({ type: "session.kill", reason: "killed" });
+    await done;
+    return { alias, state: "dead" };
+  }
+
+  /** `ostk lineage resolve`: decide an orphan's fate. */
+  resolve(alias: string, action: "revive" | "reap"): Promise<{ alias: string; state: string }> {
+    const entry = this.#get(alias);
+    if (entry.state !== "orphaned") {
+      throw new OstkError("conflict", `session '${alias}' is ${entry.state}, not orphaned`);
+    }
+    if (action === "reap") {
+      this.#append("session.reap", { session: alias });
+      return this.kill(alias);
+    }
+    this.#append("session.revive", { session: alias, by: "operator" });
+    entry.ref?.send({ type: "session.revive" });
+    return Promise.resolve({ alias, state: "rehydrating" });
+  }
+
+  #get(alias: string): Entry {
+    const entry = this.#entries.get(alias);
+    if (!entry) throw new OstkError("not_found", `no session '${alias}'`, {}, "see 'ostk ps'");
+    return entry;
+  }
+
+  /** A sign of life (any kernel call made as this alias). */
+  heartbeat(alias: string): void {
+    this.#entries.get(alias)?.ref?.send({ type: "session.heartbeat", at: Date.now() });
+  }
+
+  /** A command CPU's kernel calls are its turn boundaries. */
+  afterCall(alias: string, tool: string, response: ToolResponse): void {
+    const entry = this.#entries.get(alias);
+    if (!entry?.ref || entry.cpu.kind !== "command") return;
+    const snap = entry.ref.getSnapshot() as SessionSnapshot;
+    entry.ref.send({
+      type: "session.turn_done",
+      at: Date.now(),
+      turn: {
+        turn: snap.context.turns,
+        calls: [{ tool, ok: response.ok, ...(response.ok ? {} : { error: response.error.code }) }],
+        tokens: { in: 0, out: 0 },
+      },
+    });
+  }
+
+  onOutput(alias: string, fn: (stream: "stdout" | "stderr", line: string) => void): () => void {
+    const entry = this.#get(alias);
+    entry.outputs.add(fn);
+    return () => entry.outputs.delete(fn);
+  }
+
+  onState(alias: string, fn: (state: string) => void): () => void {
+    const entry = this.#get(alias);
+    entry.watchers.add(fn);
+    return () => entry.watchers.delete(fn);
+  }
+
+  /** pid → its ppid, pgid and sid, refreshed by each scheduler tick (reading /proc costs a fork). */
+  #ids = new Map<number, { ppid: number; pgid: number; sid: number }>();
+
+  async #refreshIds(): Promise<void> {
+    const pids = new Set<number>([Deno.pid]);
+    for (const e of this.#entries.values()) {
+      const pid = (e.ref?.getSnapshot() as SessionSnapshot | undefined)?.context.pid;
+      if (pid) pids.add(pid);
+    }
+    for (const pid of [...this.#ids.keys()]) if (!pids.has(pid)) this.#ids.delete(pid);
+    for (const pid of pids) {
+      if (this.#ids.has(pid) && pid === Deno.pid) continue;
+      const f = await procStat(pid);
+      if (f) this.#ids.set(pid, { ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) });
+    }
+  }
+
+  /** The process table for `ps`. */
+  async list() {
+    await this.#refreshIds();
+    return [...this.#entries.values()].map((e) => {
+      const snap = e.ref?.getSnapshot() as SessionSnapshot | undefined;
+      const pid = e.cpu.kind === "command" ? snap?.context.pid ?? null : Deno.pid;
+      const ids = pid ? this.#ids.get(pid) : undefined;
+      return {
+        alias: e.alias,
+        pid,
+        ppid: ids?.ppid ?? null,
+        pgid: ids?.pgid ?? null,
+        sid: ids?.sid ?? null,
+        cpu: e.cpu.kind,
+        state: e.state,
+        turns: snap?.context.turns ?? e.queued?.startTurn ?? 0,
+        last_seen: snap?.context.lastSeen ? new Date(snap.context.lastSeen).toISOString() : null,
+        revival: e.revival,
+      };
+    });
+  }
+
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const e of this.#entries.values()) out[e.state] = (out[e.state] ?? 0) + 1;
+    return out;
+  }
+
+  /**
+   * The scheduler's pass: heartbeat ages decide stale and crashed. A command session past the
+   * crash threshold is probed first: a stopped (SIGSTOP) or vanished process is crashed; a live
+   * one that simply has not called the kernel is left stale.
+   */
+  async tick(): Promise<void> {
+    const now = Date.now();
+    for (const entry of this.#entries.values()) {
+      if (!entry.ref || !["running", "stale"].includes(entry.state)) continue;
+      const snap = entry.ref.getSnapshot() as SessionSnapshot;
+      const age = now - snap.context.lastSeen;
+      if (age > this.#thresholds.crashedMs && !(await this.#probeAlive(entry, snap))) {
+        this.#append("session.crashed", { session: entry.alias, silent_ms: age });
+        entry.ref.send({
+          type: "session.crashed",
+          error: `no heartbeat for ${Math.round(age / 1000)} s`,
+        });
+      } else if (age > this.#thresholds.staleMs && entry.state === "running") {
+        entry.ref.send({ type: "session.stale", at: now });
+      }
+    }
+    this.#startQueued();
+  }
+
+  async #probeAlive(entry: Entry, snap: SessionSnapshot): Promise<boolean> {
+    if (entry.cpu.kind !== "command" || !snap.context.pid) return false;
+    const state = (await procStat(snap.context.pid))?.[0];
+    if (state === undefined || state === "T" || state === "t" || state === "Z") return false;
+    return await isAgentLeader(snap.context.pid, entry.alias);
+  }
+
+  /** On shutdown: stop every CPU at a turn boundary; their drain snapshots are current. */
+  async drainAll(): Promise<void> {
+    const live = [...this.#entries.values()].filter((e) =>
+      e.ref && !["dead", "orphaned", "queued"].includes(e.state)
+    );
+    await Promise.all(live.map(async (entry) => {
+      const snap = entry.ref!.getSnapshot() as SessionSnapshot;
+      await this.#ctx.log.append({
+        event: "session.drain",
+        actor: "kernel",
+        fields: { session: entry.alias, turns: snap.context.turns },
+      });
+      // Marked so the exit of a drained session is not logged: the lineage lives on and is
+      // revived when the daemon starts again.
+      entry.exitLogged = true;
+      entry.unsubscribe?.();
+      entry.ref!.send({ type: "session.orphan", reason: "daemon stopping" });
+      entry.ref!.stop?.();
+    }));
+  }
+
+  /**
+   * Rebuild the table from the log: sessions the log says were running are orphaned, then
+   * revived from their drain snapshot per their policy (or left for `lineage resolve`).
+   */
+  async restoreFromLog(): Promise<void> {
+    const state = fold(await readAuditRows(this.#ctx.paths.audit));
+    for (const session of state.sessions.values()) {
+      if (session.state !== "alive") continue;
+      const spawnRow = (await readAuditRows(this.#ctx.paths.audit)).find((r) =>
+        r.seq === session.since
+      );
+      const cpu = spawnRow?.spec as CpuSpec | undefined;
+      if (!cpu) continue;
+      const revival = (spawnRow?.revival as Revival | undefined) ?? "revive";
+      let drain;
+      try {
+        drain = await readDrain(this.#ctx.paths.drain, session.alias);
+      } catch (err) {
+        if (!(err instanceof OstkError && err.code === "not_found")) throw err;
+      }
+      const entry: Entry = {
+        alias: session.alias,
+        cpu,
+        revival,
+        state: "orphaned",
+        outputs: new Set(),
+        watchers: new Set(),
+        revives: [],
+      };
+      this.#entries.set(session.alias, entry);
+      const turns = drain?.turns ?? 0;
+      await this.#ctx.log.append({
+        event: "session.orphan",
+        actor: "kernel",
+        fields: { session: session.alias, reason: "daemon restarted", turns },
+      });
+      if (revival === "reap") {
+        entry.state = "dead";
+        await this.#ctx.log.append({
+          event: "session.reap",
+          actor: "kernel",
+          fields: { session: session.alias },
+        });
+        await this.#ctx.log.append({
+          event: "session.exit",
+          actor: "kernel",
+          fields: { session: session.alias, reason: "reaped", turns },
+        });
+        continue;
+      }
+      if (revival === "ask") {
+        entry.queued = {
+          startTurn: turns,
+          carried: drain ? { tokens: drain.tokens, history: drain.history } : undefined,
+        };
+        continue;
+      }
+      await this.#ctx.log.append({
+        event: "session.revive",
+        actor: "kernel",
+        fields: { session: session.alias, from_turn: turns },
+      });
+      this.#launch(entry, turns, drain ? { tokens: drain.tokens, history: drain.history } : {});
+    }
+  }
+}
+
+/** The state name `ps` shows, read from tags rather than state paths. */
+function labelOf(snap: SessionSnapshot): string {
+  if (snap.hasTag("terminal")) return "dead";
+  if (snap.hasTag("orphan")) return "orphaned";
+  if (snap.hasTag("rehydrating")) return "rehydrating";
+  if (snap.hasTag("draining")) return "draining";
+  if (snap.hasTag("stale")) return "stale";
+  if (snap.matches({ live: "spawning" })) return "spawning";
+  return "running";
+}

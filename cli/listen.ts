@@ -1,0 +1,182 @@
+/** `ostk listen`, `ostk stop`, `ostk status`: the daemon's lifecycle from the command line. */
+import { RpcError } from "../actors/client.ts";
+import { startDaemon } from "../actors/daemon.ts";
+import { RPC_ERRORS } from "../actors/protocol.ts";
+import { OstkError } from "../kernel/errors.ts";
+import { locateProject } from "../kernel/project.ts";
+import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { connectOrFail, tryConnect } from "./daemon_client.ts";
+
+/** The permissions the daemon runs with when started in the background from source. */
+export const DENO_RUN_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys=loadavg,hostname,osRelease",
+  "--allow-net",
+  "--unstable-worker-options",
+];
+
+const READY_TIMEOUT_MS = 15_000;
+
+export const listenCommand: Command = {
+  name: "listen",
+  summary: "Run the project's daemon (foreground; --background to detach once it answers).",
+  usage: "listen [--background] [--tick-ms N]",
+  help: `Takes .ostk/anchor.lock (a second daemon exits 1 with the holder's pid), serves JSON-RPC on
+.ostk/ostk.sock (mode 0600), revives sessions from the audit log and drain snapshots.
+SIGTERM/SIGINT drain every session and exit 0.
+
+  --background   start detached, wait until the socket answers, print the pid, exit
+  --tick-ms N    scheduler tick (default 1000)`,
+  async run(ctx) {
+    const { values } = parseFlags("listen", ctx.argv, {
+      background: { type: "boolean" },
+      "tick-ms": { type: "string" },
+    });
+    if (values.help) {
+      out(helpText(listenCommand));
+      return EXIT.ok;
+    }
+    const tickMs = values["tick-ms"] !== undefined ? Number(values["tick-ms"]) : undefined;
+    if (tickMs !== undefined && (!Number.isInteger(tickMs) || tickMs < 10)) {
+      throw new OstkError("usage", "--tick-ms needs an integer ≥ 10");
+    }
+    const paths = await locateProject(ctx.cwd);
+    if (values.background) return await background(paths.root, tickMs);
+    const daemon = await startDaemon(paths, { tickMs });
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(signal, () => daemon.stop());
+    }
+    err(`ostk listen: pid ${Deno.pid} serving ${daemon.context.socket}`);
+    return await daemon.done;
+  },
+};
+
+async function background(root: string, tickMs: number | undefined): Promise<number> {
+  const running = await tryConnect({ root } as never).catch(() => undefined);
+  running?.close();
+  const main = new URL("../main.ts", import.meta.url);
+  // From source: `deno run <flags> main.ts`; as a compiled binary the flags are baked in.
+  const fromSource = main.protocol === "file:" && /deno$/.test(Deno.execPath());
+  const args = [
+    ...(fromSource ? ["run", ...DENO_RUN_FLAGS, main.pathname] : []),
+    "-C",
+    root,
+    "listen",
+    ...(tickMs ? ["--tick-ms", String(tickMs)] : []),
+  ];
+  const logPath = `${root}/.ostk/daemon.log`;
+  const logFile = Deno.openSync(logPath, { append: true, create: true, mode: 0o600 });
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    detached: true,
+    env: { OSTK_CWD: root },
+  }).spawn();
+  child.stderr.pipeTo(logFile.writable).catch(() => {});
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const paths = { root, socket: `${root}/.ostk/ostk.sock` } as never;
+  const exited = child.status.then((s) => s);
+  for (;;) {
+    const client = await tryConnect(paths);
+    if (client) {
+      const status = await client.request("daemon/status", {}) as { pid: number };
+      client.close();
+      out(`ostk listen: daemon pid ${status.pid}`);
+      child.unref();
+      return EXIT.ok;
+    }
+    const finished = await Promise.race([
+      exited,
+      new Promise((r) => setTimeout(() => r(undefined), 50)),
+    ]);
+    if (finished) {
+      err(`ostk listen: the daemon exited before answering; see ${logPath}`);
+      err(Deno.readTextFileSync(logPath).trim().split("\n").slice(-3).join("\n"));
+      return EXIT.refused;
+    }
+    if (Date.now() > deadline) {
+      err(`ostk listen: no answer within ${READY_TIMEOUT_MS / 1000} s; see ${logPath}`);
+      return EXIT.refused;
+    }
+  }
+}
+
+export const stopCommand: Command = {
+  name: "stop",
+  summary: "Ask the daemon to drain every session and exit.",
+  usage: "stop [--json]",
+  help: `Waits until the daemon has gone (its socket stops answering).
+
+  --json   print {"stopped": true, "pid": N}`,
+  async run(ctx) {
+    const { values } = parseFlags("stop", ctx.argv, { json: { type: "boolean" } });
+    if (values.help) {
+      out(helpText(stopCommand));
+      return EXIT.ok;
+    }
+    const paths = await locateProject(ctx.cwd);
+    const client = await connectOrFail(paths);
+    const status = await client.request("daemon/status", {}) as { pid: number };
+    // The daemon may close the connection before its answer is flushed: both mean "stopping".
+    await client.request("daemon/stop", {}).catch((e) => {
+      if (!(e instanceof RpcError && e.code === RPC_ERRORS.closed)) throw e;
+    });
+    client.close();
+    for (let i = 0; i < 300; i++) {
+      const again = await tryConnect(paths);
+      if (!again) break;
+      again.close();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (values.json) outJson({ stopped: true, pid: status.pid });
+    else out(`stopped daemon pid ${status.pid}`);
+    return EXIT.ok;
+  },
+};
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "Say whether a daemon is running: pid, uptime, session counts.",
+  usage: "status [--json]",
+  help: `Exit 0 when a daemon answers, 1 when none is running.
+
+  --json   the daemon's status object ({"running": false} when none)`,
+  async run(ctx) {
+    const { values } = parseFlags("status", ctx.argv, { json: { type: "boolean" } });
+    if (values.help) {
+      out(helpText(statusCommand));
+      return EXIT.ok;
+    }
+    const paths = await locateProject(ctx.cwd);
+    const client = await tryConnect(paths);
+    if (!client) {
+      if (values.json) outJson({ running: false });
+      else out("not running");
+      return EXIT.refused;
+    }
+    try {
+      const status = await client.request("daemon/status", {}) as {
+        pid: number;
+        uptime_ms: number;
+        sessions: Record<string, number>;
+      };
+      if (values.json) outJson({ running: true, ...status });
+      else {
+        const counts = Object.entries(status.sessions).map(([k, v]) => `${k} ${v}`).join(", ");
+        out(
+          `running  pid ${status.pid}  up ${Math.round(status.uptime_ms / 1000)} s  sessions: ${
+            counts || "none"
+          }`,
+        );
+      }
+      return EXIT.ok;
+    } finally {
+      client.close();
+    }
+  },
+};
