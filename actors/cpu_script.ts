@@ -84,20 +84,40 @@ export async function runTurns(
   port: TurnLoopPort,
 ): Promise<"done" | "aborted"> {
   const { signal } = port;
+  // The gen each path had when this agent last saw it, for `"expected_gen": "seen"` in a
+  // transcript: the agent claims to edit what it read, so a change in between goes to Hot PR.
+  const seen = new Map<string, number>();
   for (let n = port.startTurn; n < turns.length; n++) {
     const turn = turns[n];
     if (!(await sleep(turn.think_ms ?? 0, signal))) return "aborted";
     const calls: CallRecord[] = [];
     for (const [index, call] of turn.calls.entries()) {
       const callId = callIdFor(port.alias, n, index);
-      const response = await untilAborted(port.call(call.tool, call.args, callId), signal);
+      const args = withSeenGen(call.args, seen);
+      const response = await untilAborted(port.call(call.tool, args, callId), signal);
       if (response === ABORTED) return "aborted";
+      noteSeen(response, seen);
       calls.push(summarizeCall(call.tool, response));
     }
     const record = { turn: n, calls, tokens: turn.tokens ?? { in: 0, out: 0 } };
     if ((await untilAborted(port.onTurn(record), signal)) === ABORTED) return "aborted";
   }
   return "done";
+}
+
+/** Replace `"expected_gen": "seen"` by the gen last seen for the path (or drop it if none). */
+function withSeenGen(args: unknown, seen: Map<string, number>): unknown {
+  if (typeof args !== "object" || args === null || !("expected_gen" in args)) return args;
+  const { expected_gen: expected, ...rest } = args as Record<string, unknown>;
+  if (expected !== "seen") return args;
+  const gen = typeof rest.path === "string" ? seen.get(rest.path) : undefined;
+  return gen === undefined ? rest : { ...rest, expected_gen: gen };
+}
+
+function noteSeen(response: ToolResponse, seen: Map<string, number>): void {
+  if (!response.ok) return;
+  const { path, gen } = response.result;
+  if (typeof path === "string" && typeof gen === "number" && gen > 0) seen.set(path, gen);
 }
 
 /** A kernel response as a turn's history keeps it: the tool, ok, the new gen or the error. */

@@ -5,20 +5,8 @@ import { RPC_ERRORS } from "../actors/protocol.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { locateProject } from "../kernel/project.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { startInBackground } from "./background.ts";
 import { connectOrFail, tryConnect } from "./daemon_client.ts";
-
-/** The permissions the daemon runs with when started in the background from source. */
-export const DENO_RUN_FLAGS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=loadavg,hostname,osRelease",
-  "--allow-net",
-  "--unstable-worker-options",
-];
-
-const READY_TIMEOUT_MS = 15_000;
 
 export const listenCommand: Command = {
   name: "listen",
@@ -44,7 +32,11 @@ SIGTERM/SIGINT drain every session and exit 0.
       throw new OstkError("usage", "--tick-ms needs an integer ≥ 10");
     }
     const paths = await locateProject(ctx.cwd);
-    if (values.background) return await background(paths.root, tickMs);
+    if (values.background) {
+      const { pid } = await startInBackground(paths.root, { tickMs });
+      out(`ostk listen: daemon pid ${pid}`);
+      return EXIT.ok;
+    }
     const daemon = await startDaemon(paths, { tickMs });
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       Deno.addSignalListener(signal, () => daemon.stop());
@@ -53,58 +45,6 @@ SIGTERM/SIGINT drain every session and exit 0.
     return await daemon.done;
   },
 };
-
-async function background(root: string, tickMs: number | undefined): Promise<number> {
-  const running = await tryConnect({ root } as never).catch(() => undefined);
-  running?.close();
-  const main = new URL("../main.ts", import.meta.url);
-  // From source: `deno run <flags> main.ts`; as a compiled binary the flags are baked in.
-  const fromSource = main.protocol === "file:" && /deno$/.test(Deno.execPath());
-  const args = [
-    ...(fromSource ? ["run", ...DENO_RUN_FLAGS, main.pathname] : []),
-    "-C",
-    root,
-    "listen",
-    ...(tickMs ? ["--tick-ms", String(tickMs)] : []),
-  ];
-  const logPath = `${root}/.ostk/daemon.log`;
-  const logFile = Deno.openSync(logPath, { append: true, create: true, mode: 0o600 });
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    detached: true,
-    env: { OSTK_CWD: root },
-  }).spawn();
-  child.stderr.pipeTo(logFile.writable).catch(() => {});
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  const paths = { root, socket: `${root}/.ostk/ostk.sock` } as never;
-  const exited = child.status.then((s) => s);
-  for (;;) {
-    const client = await tryConnect(paths);
-    if (client) {
-      const status = await client.request("daemon/status", {}) as { pid: number };
-      client.close();
-      out(`ostk listen: daemon pid ${status.pid}`);
-      child.unref();
-      return EXIT.ok;
-    }
-    const finished = await Promise.race([
-      exited,
-      new Promise((r) => setTimeout(() => r(undefined), 50)),
-    ]);
-    if (finished) {
-      err(`ostk listen: the daemon exited before answering; see ${logPath}`);
-      err(Deno.readTextFileSync(logPath).trim().split("\n").slice(-3).join("\n"));
-      return EXIT.refused;
-    }
-    if (Date.now() > deadline) {
-      err(`ostk listen: no answer within ${READY_TIMEOUT_MS / 1000} s; see ${logPath}`);
-      return EXIT.refused;
-    }
-  }
-}
 
 export const stopCommand: Command = {
   name: "stop",
