@@ -22,7 +22,7 @@ const READY_TIMEOUT_MS = 15_000;
  */
 export async function startInBackground(
   root: string,
-  options: { tickMs?: number } = {},
+  options: { tickMs?: number; extraArgs?: string[] } = {},
 ): Promise<{ pid: number }> {
   const paths = ostkPaths(root);
   const running = await tryConnect(paths);
@@ -49,6 +49,7 @@ export async function startInBackground(
     root,
     "listen",
     ...(options.tickMs ? ["--tick-ms", String(options.tickMs)] : []),
+    ...(options.extraArgs ?? []),
   ];
   const logPath = `${paths.dir}/daemon.log`;
   // Through sh so the daemon's stderr goes straight to the log file: a pipe to this process

@@ -11,33 +11,52 @@ import { connectOrFail, tryConnect } from "./daemon_client.ts";
 export const listenCommand: Command = {
   name: "listen",
   summary: "Run the project's daemon (foreground; --background to detach once it answers).",
-  usage: "listen [--background] [--tick-ms N]",
+  usage: "listen [--background] [--tick-ms N] [--stale-ms N] [--crashed-ms N] [--concurrency N]",
   help: `Takes .ostk/anchor.lock (a second daemon exits 1 with the holder's pid), serves JSON-RPC on
 .ostk/ostk.sock (mode 0600), revives sessions from the audit log and drain snapshots.
 SIGTERM/SIGINT drain every session and exit 0.
 
   --background   start detached, wait until the socket answers, print the pid, exit
-  --tick-ms N    scheduler tick (default 1000)`,
+  --tick-ms N       scheduler tick (default 1000)
+  --stale-ms N      heartbeat age that marks a session stale (default 30000)
+  --crashed-ms N    heartbeat age after which a session is probed and, if dead or stopped,
+                    handled by its revival policy (default 90000)
+  --concurrency N   sessions running at once; more are queued (default: number of cores)`,
   async run(ctx) {
     const { values } = parseFlags("listen", ctx.argv, {
       background: { type: "boolean" },
       "tick-ms": { type: "string" },
+      "stale-ms": { type: "string" },
+      "crashed-ms": { type: "string" },
+      concurrency: { type: "string" },
     });
     if (values.help) {
       out(helpText(listenCommand));
       return EXIT.ok;
     }
-    const tickMs = values["tick-ms"] !== undefined ? Number(values["tick-ms"]) : undefined;
-    if (tickMs !== undefined && (!Number.isInteger(tickMs) || tickMs < 10)) {
-      throw new OstkError("usage", "--tick-ms needs an integer ≥ 10");
-    }
+    const tickMs = intFlag("--tick-ms", values["tick-ms"], 10);
+    const staleMs = intFlag("--stale-ms", values["stale-ms"], 10);
+    const crashedMs = intFlag("--crashed-ms", values["crashed-ms"], 10);
+    const concurrency = intFlag("--concurrency", values.concurrency, 1);
+    const extra = [
+      ...(staleMs ? ["--stale-ms", String(staleMs)] : []),
+      ...(crashedMs ? ["--crashed-ms", String(crashedMs)] : []),
+      ...(concurrency ? ["--concurrency", String(concurrency)] : []),
+    ];
     const paths = await locateProject(ctx.cwd);
     if (values.background) {
-      const { pid } = await startInBackground(paths.root, { tickMs });
+      const { pid } = await startInBackground(paths.root, { tickMs, extraArgs: extra });
       out(`ostk listen: daemon pid ${pid}`);
       return EXIT.ok;
     }
-    const daemon = await startDaemon(paths, { tickMs });
+    const daemon = await startDaemon(paths, {
+      tickMs,
+      concurrency,
+      thresholds: {
+        ...(staleMs ? { staleMs } : {}),
+        ...(crashedMs ? { crashedMs } : {}),
+      },
+    });
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       Deno.addSignalListener(signal, () => daemon.stop());
     }
@@ -45,6 +64,15 @@ SIGTERM/SIGINT drain every session and exit 0.
     return await daemon.done;
   },
 };
+
+function intFlag(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new OstkError("usage", `${name} needs an integer ≥ ${min}`);
+  }
+  return n;
+}
 
 export const stopCommand: Command = {
   name: "stop",
