@@ -10,6 +10,7 @@ export const DENO_RUN_FLAGS = [
   "--allow-env",
   "--allow-run",
   "--allow-net",
+  "--allow-ffi",
   "--allow-sys=loadavg,hostname,osRelease",
   "--unstable-worker-options",
 ];

@@ -13,6 +13,7 @@ export const OSTK_PERMISSIONS = [
   "--allow-run",
   "--allow-sys=loadavg,hostname,osRelease",
   "--allow-net",
+  "--allow-ffi",
   "--unstable-worker-options",
 ] as const;
 
