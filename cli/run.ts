@@ -10,7 +10,12 @@ const GLOBAL_HELP = () =>
 ostk — a local-first kernel for AI coding agents.
 
 commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n")}
+${
+    COMMANDS.filter((c) => !c.name.startsWith("_")).map((c) =>
+      `  ${c.name.padEnd(16)} ${c.summary}`
+    )
+      .join("\n")
+  }
 
 global flags:
   -C <dir>     run as if ostk was started in <dir> (repeatable, like git)
