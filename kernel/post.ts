@@ -8,6 +8,8 @@ import { verifyAuditLog } from "./audit_verify.ts";
 import { casWrite } from "./gen_table.ts";
 import { OstkError } from "./errors.ts";
 import { hotPr } from "./hot_pr.ts";
+import { ostkPaths } from "./layout.ts";
+import { Kernel } from "./tools.ts";
 import { ephemeralSigner, type Signer, verifierFor } from "./identity.ts";
 
 /** One primitive's self-test outcome. */
@@ -50,8 +52,8 @@ export async function powerOnSelfTest(options: PostOptions = {}): Promise<PostRe
     ["hot-pr", hotPrProbe],
     ["audit", auditProbe],
     ["identity", (scratch) => identityProbe(scratch, options)],
-    ["digest", undefined],
-    ["304", undefined],
+    ["digest", digestProbe],
+    ["304", elisionProbe],
   ];
   const checks: PostCheck[] = [];
   for (const [name, probe] of probes) {
@@ -115,6 +117,54 @@ function hotPrProbe(_scratch: string): Promise<string> {
   const text = result.kind === "merged" ? result.text : "";
   expect(text.includes("line 2 (mine)") && text.includes("line 15 (theirs)"), "merge lost a side");
   return Promise.resolve("two edits 13 lines apart merged at tier 1 with both sides kept");
+}
+
+async function scratchKernel(scratch: string): Promise<Kernel> {
+  const signer = await ephemeralSigner();
+  const paths = ostkPaths(await Deno.realPath(scratch));
+  await Deno.mkdir(`${paths.pins}/default`, { recursive: true });
+  await Deno.writeTextFile(paths.defaultPin, "deny: write-kernel\n");
+  await Deno.writeTextFile(`${scratch}/probe.txt`, "hello\n");
+  return new Kernel(paths, { signer });
+}
+
+async function digestProbe(scratch: string): Promise<string> {
+  const kernel = await scratchKernel(scratch);
+  try {
+    await kernel.call("file:read", { path: "probe.txt" }, { alias: "post-a" });
+    await kernel.call("file:write", { path: "probe.txt", content: "changed\n" }, {
+      alias: "post-b",
+    });
+    const a = await kernel.call("file:read", { path: "probe.txt", offset: 0, limit: 1 }, {
+      alias: "post-a",
+    });
+    const lines = a.digest.split("\n");
+    expect(lines.length <= 5, `digest has ${lines.length} lines, more than 5`);
+    expect(lines[0].startsWith("[procs]"), "digest does not start with [procs]");
+    expect(
+      a.digest.includes("[files] probe.txt gen=1 by=post-b"),
+      "digest did not report the file another agent changed",
+    );
+    return `${lines.length} lines; reports probe.txt changed by another agent`;
+  } finally {
+    kernel.close();
+  }
+}
+
+async function elisionProbe(scratch: string): Promise<string> {
+  const kernel = await scratchKernel(scratch);
+  try {
+    const first = await kernel.call("file:read", { path: "probe.txt" }, { alias: "post-a" });
+    const second = await kernel.call("file:read", { path: "probe.txt" }, { alias: "post-a" });
+    expect(first.ok && first.result.content === "hello\n", "first read did not return the bytes");
+    expect(
+      second.ok && second.result.elided === true && String(second.result.text).startsWith("[304]"),
+      "an unchanged re-read was not elided",
+    );
+    return `re-read answered "${second.ok ? second.result.text : ""}"`;
+  } finally {
+    kernel.close();
+  }
 }
 
 async function auditProbe(scratch: string): Promise<string> {
