@@ -135,6 +135,7 @@ async function handleConnection(raw: Deno.UnixConn, options: ServeOptions): Prom
     // A client that vanishes mid-message harms no one: its connection simply ends.
     if (
       !(err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BadResource ||
+        err instanceof Deno.errors.Interrupted ||
         err instanceof Deno.errors.BrokenPipe)
     ) {
       console.error(`ostk listen: connection ${conn.id}: ${(err as Error).message}`);

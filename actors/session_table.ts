@@ -5,7 +5,7 @@
  */
 import type { Actor, AnyActorRef, SnapshotFrom } from "xstate";
 import { issueAlias } from "../kernel/alias.ts";
-import { readAuditRows } from "../kernel/audit.ts";
+import { type AuditEntry, readAuditRows } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { fold } from "../kernel/fold.ts";
 import type { ToolResponse } from "../kernel/tools.ts";
@@ -18,7 +18,7 @@ import { callKernel } from "./kernel_gate.ts";
 import type { MethodParams } from "./protocol.ts";
 import type { rootMachine } from "./root_machine.ts";
 import { sessionMachine } from "./session_machine.ts";
-import type { CpuSpec, Revival, SessionInput } from "./session_schema.ts";
+import type { CpuSpec, DrainSnapshot, Revival, SessionInput } from "./session_schema.ts";
 
 /** Heartbeat ages that mark a session stale, then crashed. */
 export interface SessionThresholds {
@@ -445,16 +445,21 @@ export class SessionTable {
    * revived from their drain snapshot per their policy (or left for `lineage resolve`).
    */
   async restoreFromLog(): Promise<void> {
-    const state = fold(await readAuditRows(this.#ctx.paths.audit));
+    // Read and folded once: rows are in seq order from 0, so a seq is also an index.
+    const rows = await readAuditRows(this.#ctx.paths.audit);
+    // One batch (one fdatasync) for every orphan/revive row, and launches after it is durable.
+    const entries: AuditEntry[] = [];
+    const launches: (() => void)[] = [];
+    const state = fold(rows);
     for (const session of state.sessions.values()) {
       if (session.state !== "alive") continue;
-      const spawnRow = (await readAuditRows(this.#ctx.paths.audit)).find((r) =>
-        r.seq === session.since
-      );
+      const spawnRow = rows[session.since]?.seq === session.since
+        ? rows[session.since]
+        : rows.find((r) => r.seq === session.since);
       const cpu = spawnRow?.spec as CpuSpec | undefined;
       if (!cpu) continue;
       const revival = (spawnRow?.revival as Revival | undefined) ?? "revive";
-      let drain;
+      let drain: DrainSnapshot | undefined;
       try {
         drain = await readDrain(this.#ctx.paths.drain, session.alias);
       } catch (err) {
@@ -471,19 +476,19 @@ export class SessionTable {
       };
       this.#entries.set(session.alias, entry);
       const turns = drain?.turns ?? 0;
-      await this.#ctx.log.append({
+      entries.push({
         event: "session.orphan",
         actor: "kernel",
         fields: { session: session.alias, reason: "daemon restarted", turns },
       });
       if (revival === "reap") {
         entry.state = "dead";
-        await this.#ctx.log.append({
+        entries.push({
           event: "session.reap",
           actor: "kernel",
           fields: { session: session.alias },
         });
-        await this.#ctx.log.append({
+        entries.push({
           event: "session.exit",
           actor: "kernel",
           fields: { session: session.alias, reason: "reaped", turns },
@@ -497,13 +502,17 @@ export class SessionTable {
         };
         continue;
       }
-      await this.#ctx.log.append({
+      entries.push({
         event: "session.revive",
         actor: "kernel",
         fields: { session: session.alias, from_turn: turns },
       });
-      this.#launch(entry, turns, drain ? { tokens: drain.tokens, history: drain.history } : {});
+      launches.push(() =>
+        this.#launch(entry, turns, drain ? { tokens: drain.tokens, history: drain.history } : {})
+      );
     }
+    if (entries.length > 0) await this.#ctx.log.appendBatch(entries);
+    for (const launch of launches) launch();
   }
 }
 
