@@ -1,4 +1,10 @@
 /** Every command by name; `os` is a group whose sub-commands are named `os <sub>`. */
+import {
+  agentfileLintCommand,
+  agentfileNewCommand,
+  agentfileShowCommand,
+  agentfileValidateCommand,
+} from "./agentfile.ts";
 import { aliasCommand } from "./alias.ts";
 import { attachCommand } from "./attach.ts";
 import { listenCommand, statusCommand, stopCommand } from "./listen.ts";
@@ -8,9 +14,17 @@ import { bootCommand } from "./boot.ts";
 import { callCommand } from "./call.ts";
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
+import {
+  driverCallCommand,
+  driverListCommand,
+  driverServeCommand,
+  driverToolsCommand,
+} from "./driver.ts";
 import { initCommand } from "./init.ts";
 import { logCommand } from "./log.ts";
+import { mcpCommand } from "./mcp.ts";
 import { recoverCommand } from "./recover.ts";
+import { sandboxCheckCommand, sandboxExecCommand, sandboxHelperCommand } from "./sandbox.ts";
 
 export const COMMANDS: readonly Command[] = [
   initCommand,
@@ -19,6 +33,10 @@ export const COMMANDS: readonly Command[] = [
   recoverCommand,
   logCommand,
   aliasCommand,
+  agentfileNewCommand,
+  agentfileShowCommand,
+  agentfileLintCommand,
+  agentfileValidateCommand,
   callCommand,
   listenCommand,
   stopCommand,
@@ -30,6 +48,14 @@ export const COMMANDS: readonly Command[] = [
   attachCommand,
   lineageCommand,
   demoCommand,
+  mcpCommand,
+  driverListCommand,
+  driverToolsCommand,
+  driverCallCommand,
+  driverServeCommand,
+  sandboxExecCommand,
+  sandboxCheckCommand,
+  sandboxHelperCommand,
 ];
 
 /** Command groups: the first word that needs a second one. */

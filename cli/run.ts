@@ -63,6 +63,10 @@ export async function runCli(argv: string[]): Promise<number> {
     const { command, argv: commandArgv } = lookup(rest);
     return await command.run({ argv: commandArgv, cwd: Deno.cwd() });
   } catch (e) {
+    if (e instanceof GroupHelp) {
+      out(e.message);
+      return EXIT.ok;
+    }
     if (e instanceof OstkError) {
       err(`ostk: ${e.toLine()}`);
       return e.code === "usage" ? EXIT.usage : EXIT.refused;
@@ -89,6 +93,14 @@ function chdir(dir: string): void {
 function lookup(words: string[]): { command: Command; argv: string[] } {
   const [first, second] = words;
   if (GROUPS.has(first)) {
+    if (second === "--help" || second === "-h") {
+      const subs = COMMANDS.filter((c) => c.name.startsWith(first + " "));
+      throw new GroupHelp(
+        `usage: ostk ${first} <command>\n\n${
+          subs.map((c) => `  ${c.name.padEnd(20)} ${c.summary}`).join("\n")
+        }`,
+      );
+    }
     const name = `${first} ${second ?? ""}`.trim();
     const command = COMMANDS.find((c) => c.name === name);
     if (!command) {
@@ -104,6 +116,9 @@ function lookup(words: string[]): { command: Command; argv: string[] } {
   if (!command) throw usage(`unknown command '${first}'`, "see 'ostk --help' for the list");
   return { command, argv: words.slice(1) };
 }
+
+/** Thrown by lookup to print a group's help and exit 0. */
+class GroupHelp extends Error {}
 
 function usage(message: string, hint: string): OstkError {
   return new OstkError("usage", message, {}, hint);
