@@ -11,6 +11,7 @@ export const callCommand: Command = {
   summary: "Run one kernel tool (file:read, file:edit, file:write, file:create) with JSON args.",
   usage: "call <tool> '<json>' [--as ALIAS] [--json]",
   help: `tools: ${Object.keys(TOOL_SCHEMAS).join(", ")}
+  shell       {cmd, cwd?, timeout_s?}   (pin deny-verb, dangerous commands need approval)
   file:read   {path, offset?, limit?, force?}
   file:edit   {path, old, new, expected_gen?, replace_all?}
   file:write  {path, content, expected_gen?}
@@ -71,7 +72,10 @@ policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, a
         const r = response.result;
         if (typeof r.text === "string") out(r.text);
         else if (response.tool === "file:read") out(String(r.content ?? ""));
-        else {
+        else if (response.tool === "shell") {
+          out(String(r.output ?? ""));
+          out(`[exit ${r.exit_code}${r.timed_out ? ", timed out" : ""}] ${r.kind}`);
+        } else {
           const merged = r.merged ? ` (merged: ${r.merged})` : "";
           out(
             `ok ${response.tool} ${r.path} gen=${r.gen}${

@@ -27,12 +27,19 @@ export const FileWriteArgs = z.strictObject({
 
 export const FileCreateArgs = z.strictObject({ path, content: z.string() });
 
+export const ShellArgs = z.strictObject({
+  cmd: z.string().min(1, "cmd must not be empty"),
+  cwd: z.string().optional().describe("project-relative working directory"),
+  timeout_s: z.number().positive().max(3600).optional(),
+});
+
 /** Tool name → its argument schema. */
 export const TOOL_SCHEMAS = {
   "file:read": FileReadArgs,
   "file:edit": FileEditArgs,
   "file:write": FileWriteArgs,
   "file:create": FileCreateArgs,
+  shell: ShellArgs,
 } as const;
 
 export type ToolName = keyof typeof TOOL_SCHEMAS;
@@ -40,3 +47,4 @@ export type FileReadArgs = z.infer<typeof FileReadArgs>;
 export type FileEditArgs = z.infer<typeof FileEditArgs>;
 export type FileWriteArgs = z.infer<typeof FileWriteArgs>;
 export type FileCreateArgs = z.infer<typeof FileCreateArgs>;
+export type ShellArgs = z.infer<typeof ShellArgs>;

@@ -5,6 +5,8 @@
  */
 import { AuditLog } from "./audit.ts";
 import { describeIssue } from "./audit_schema.ts";
+import type { DangerRequest, ShellSpawner } from "./shell.ts";
+import { auditFieldsFor, runShell } from "./shell.ts";
 import { encodeBase64 } from "./base64.ts";
 import { type ContextBudget, renderDigest } from "./digest.ts";
 import { OstkError } from "./errors.ts";
@@ -22,6 +24,7 @@ import {
   type FileEditArgs,
   type FileReadArgs,
   type FileWriteArgs,
+  type ShellArgs,
   TOOL_SCHEMAS,
   type ToolName,
 } from "./tool_schema.ts";
@@ -54,6 +57,13 @@ export interface KernelOptions {
   shadowKeep?: number;
   /** Pin profile; defaults to `OSTK_PIN` or `default`. */
   pin?: string;
+  /**
+   * Runs a shell command inside the caller's sandbox. Without one, `shell` runs unsandboxed
+   * (the operator's own calls); sessions get theirs from the daemon.
+   */
+  sandboxFor?: (caller: Caller) => ShellSpawner | undefined;
+  /** Asked before a dangerous command runs (the approval chain's step 2); absent = refuse. */
+  approveDanger?: (caller: Caller, request: DangerRequest) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -151,6 +161,8 @@ export class Kernel {
         return this.#write(tool, args as FileWriteArgs, caller, "replace");
       case "file:create":
         return this.#write(tool, args as FileCreateArgs, caller, "create");
+      case "shell":
+        return this.#shell(args as ShellArgs, caller);
     }
   }
 
@@ -214,6 +226,50 @@ export class Kernel {
       fields: { path: rel, gen: row.gen, prev_gen: prevGen, hash: row.hash, seen_by: caller.alias },
     });
     return { gen: row.gen, prev_gen: prevGen };
+  }
+
+  async #shell(args: ShellArgs, caller: Caller): Promise<Record<string, unknown>> {
+    const policy = await loadPolicy(this.paths.dir, this.#options.pin);
+    let result;
+    try {
+      result = await runShell(args, {
+        root: this.paths.root,
+        policy,
+        sandbox: this.#options.sandboxFor?.(caller),
+        approveDanger: this.#options.approveDanger
+          ? (request) => this.#options.approveDanger!(caller, request)
+          : undefined,
+      });
+    } catch (err) {
+      if (err instanceof OstkError && err.code === "permission") {
+        await this.#log.append({
+          event: "policy.deny",
+          actor: caller.alias,
+          fields: {
+            ...(caller.callId ? { call_id: caller.callId } : {}),
+            tool: "shell",
+            cmd: args.cmd,
+            rule: String(err.details?.rule ?? err.details?.pattern ?? "dangerous"),
+            ...(err.details?.source ? { source: err.details.source } : {}),
+          },
+        });
+      }
+      throw err;
+    }
+    await this.#log.append({
+      event: "tool.shell",
+      actor: caller.alias,
+      fields: { ...(caller.callId ? { call_id: caller.callId } : {}), ...auditFieldsFor(result) },
+    });
+    return {
+      exit_code: result.exit_code,
+      kind: result.kind,
+      output: result.output,
+      duration_ms: result.duration_ms,
+      timed_out: result.timed_out,
+      bytes_before: result.bytes_before,
+      bytes_after: result.bytes_after,
+    };
   }
 
   async #read(args: FileReadArgs, caller: Caller): Promise<Record<string, unknown>> {
