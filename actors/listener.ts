@@ -164,12 +164,22 @@ async function answer(
       (typeof value.id === "string" || typeof value.id === "number")
     ? value.id
     : null;
+  const rawParams = (value as { params?: unknown } | null)?.params;
+  if (
+    typeof rawParams === "object" && rawParams !== null && Object.hasOwn(rawParams, "__proto__")
+  ) {
+    // Copied into a plain object, this key would set a prototype instead of failing the schema.
+    return fail(id, RPC_ERRORS.invalidParams, "params may not contain a '__proto__' key");
+  }
   const request = RpcRequest.safeParse(value);
   if (!request.success) {
     return fail(id, RPC_ERRORS.invalidRequest, `invalid request: ${describeIssue(request.error)}`);
   }
   const { method, params } = request.data;
-  const schema = (METHODS as Record<string, (typeof METHODS)[MethodName]>)[method];
+  // Own properties only: "constructor" or "toString" must be unknown methods, not prototype hits.
+  const schema = Object.hasOwn(METHODS, method)
+    ? (METHODS as Record<string, (typeof METHODS)[MethodName]>)[method]
+    : undefined;
   if (!schema) {
     return fail(id, RPC_ERRORS.methodNotFound, `unknown method '${method}'`, {
       methods: Object.keys(METHODS),

@@ -29,8 +29,19 @@ export class FoldCache {
     this.path = path;
   }
 
-  /** Fold any new whole rows and return the state. A torn tail waits for its newline. */
-  async refresh(): Promise<FoldState> {
+  #running: Promise<FoldState> | undefined;
+
+  /**
+   * Fold any new whole rows and return the state. A torn tail waits for its newline. Calls made
+   * while one is reading share it: two readers advancing the same offset would skip or repeat
+   * rows and then start reading mid-row.
+   */
+  refresh(): Promise<FoldState> {
+    this.#running ??= this.#refresh().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async #refresh(): Promise<FoldState> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(this.path, { read: true });

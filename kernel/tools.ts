@@ -123,7 +123,7 @@ export class Kernel {
         throw new OstkError("bad_input", `bad caller alias '${caller.alias}'`);
       }
       const name = tool as ToolName;
-      const schema = TOOL_SCHEMAS[name];
+      const schema = Object.hasOwn(TOOL_SCHEMAS, name) ? TOOL_SCHEMAS[name] : undefined;
       if (!schema) {
         throw new OstkError(
           "bad_input",
