@@ -30,6 +30,8 @@ export const GenRowSchema = z.object({
   /** Who wrote: an agent alias, the operator, or `bypass` for an adopted outside edit. */
   writer: z.string().min(1),
   ts: z.iso.datetime(),
+  /** The idempotency key of the call that wrote it, so recovery can log it if the call died. */
+  call_id: z.string().optional(),
 });
 export type GenRow = z.infer<typeof GenRowSchema>;
 
@@ -47,7 +49,7 @@ export interface DiskView {
 
 /** What a {@linkcode GenTable.transact} callback decides: write these bytes, or nothing. */
 export interface TransactStep<T> {
-  write?: { bytes: Uint8Array; writer: string };
+  write?: { bytes: Uint8Array; writer: string; callId?: string };
   result: T;
 }
 
@@ -191,8 +193,8 @@ export class GenTable {
       }
       const step = await fn(view);
       if (!step.write) return { result: step.result, prev: view.row, adopted };
-      const { bytes, writer } = step.write;
-      const row = await this.#commit(table, relPath, view, bytes, writer, absPath);
+      const { bytes, writer, callId } = step.write;
+      const row = await this.#commit(table, relPath, view, bytes, writer, absPath, callId);
       return { result: step.result, row, prev: view.row, adopted };
     });
   }
@@ -212,6 +214,44 @@ export class GenTable {
       if (view.status !== "bypass" || !view.disk) return { adopted: false, view };
       const row = await this.#commit(table, relPath, view, view.disk, "bypass", undefined);
       return { adopted: true, view, row };
+    });
+  }
+
+  /**
+   * After a crash: bring `relPath`'s file and row into agreement, under the lock. When the row
+   * is not yet in the audit log (`audited` false) and the file still holds the previous gen's
+   * bytes, the write never landed: finish it from the new gen's shadow. Any other mismatch is an
+   * edit around the kernel and is adopted as a new gen. `pending` is the row that had not been
+   * audited, so the caller can log it (with its call id) before anything else.
+   */
+  settle(
+    relPath: string,
+    absPath: string,
+    audited: boolean,
+  ): Promise<{ action: "ok" | "rolled-forward" | "adopted"; row?: GenRow; prevGen?: number }> {
+    checkRelPath(relPath);
+    return this.#locked(async () => {
+      const table = this.#load();
+      const view = await readView(table.rows.get(relPath), absPath);
+      const row = view.row;
+      if (!row || view.status === "tracked-ok" || view.status === "untracked") {
+        return { action: "ok", row };
+      }
+      if (!audited) {
+        // gen - 1 may be 0: the shadow of an untracked file's bytes before its first write.
+        const previous = await readShadow(this.ostkDir, relPath, row.gen - 1);
+        const before = previous ? await contentHash(previous) : undefined;
+        const next = await readShadow(this.ostkDir, relPath, row.gen);
+        const notLanded = view.diskHash === undefined || view.diskHash === before;
+        if (next && notLanded) {
+          Deno.mkdirSync(absPath.slice(0, absPath.lastIndexOf("/")) || "/", { recursive: true });
+          await atomicWrite(absPath, next);
+          return { action: "rolled-forward", row };
+        }
+      }
+      if (view.status !== "bypass" || !view.disk) return { action: "ok", row };
+      const adopted = await this.#commit(table, relPath, view, view.disk, "bypass", undefined);
+      return { action: "adopted", row: adopted, prevGen: row.gen };
     });
   }
 
@@ -262,6 +302,7 @@ export class GenTable {
     bytes: Uint8Array,
     writer: string,
     absPath: string | undefined,
+    callId?: string,
   ): Promise<GenRow> {
     const prevGen = view.row?.gen ?? 0;
     const row: GenRow = {
@@ -270,6 +311,7 @@ export class GenTable {
       hash: await contentHash(bytes),
       writer,
       ts: new Date().toISOString(),
+      ...(callId ? { call_id: callId } : {}),
     };
     const dir = await this.#shadowDir(relPath);
     const have = listShadows(dir);
@@ -284,15 +326,18 @@ export class GenTable {
     if (view.disk && view.diskHash && vouched && (untracked || !have.has(prevGen))) {
       await this.#writeShadow(dir, have, prevGen, view.disk, view.diskHash);
     }
-    if (absPath !== undefined) {
-      Deno.mkdirSync(absPath.slice(0, absPath.lastIndexOf("/")) || "/", { recursive: true });
-      await atomicWrite(absPath, bytes);
-    }
     // Always overwritten: a crash before an earlier append may have left a shadow at this gen.
     // A copy rather than a hard link to the new file: an in-place edit around the kernel would
     // change a linked shadow too, and lose the base a later Hot PR needs.
     await this.#writeShadow(dir, have, row.gen, bytes, row.hash);
+    // Intent before effect: the row (with the new bytes' shadow) goes in before the rename, so a
+    // crash between them leaves a write that recovery can finish (`settle`) rather than a file
+    // that looks edited around the kernel, whose call would then run twice when replayed.
     await this.#append(table, row);
+    if (absPath !== undefined) {
+      Deno.mkdirSync(absPath.slice(0, absPath.lastIndexOf("/")) || "/", { recursive: true });
+      await atomicWrite(absPath, bytes);
+    }
     for (const [gen, name] of have) {
       if (gen > row.gen - this.#shadowKeep) continue;
       try {
@@ -515,8 +560,8 @@ function tableError(file: string, line: number, why: string): OstkError {
 
 function serialize(row: GenRow): string {
   // Fixed key order so rows read the same in `cat` and diff cleanly.
-  const { path, gen, hash, writer, ts } = row;
-  return JSON.stringify({ path, gen, hash, writer, ts });
+  const { path, gen, hash, writer, ts, call_id } = row;
+  return JSON.stringify({ path, gen, hash, writer, ts, ...(call_id ? { call_id } : {}) });
 }
 
 /** Parse the table; a torn last line is not an error, anything else malformed is. */

@@ -16,6 +16,10 @@ ostk.sock
 anchor.lock
 drain/
 shadows/
+drivers/
+traces/
+daemon.log
+ostk.sock.path
 *.tmp
 `;
 

@@ -32,35 +32,44 @@ export interface RecoveryReport {
 export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<RecoveryReport> {
   const table = new GenTable(paths.dir);
   const report: RecoveryReport = { adopted: [], recovered: [], removedTemps: [] };
-  for (const path of (await table.all()).keys()) {
+  const before = await new FoldCache(paths.audit).refresh();
+  for (const pending of (await table.all()).values()) {
+    const path = pending.path;
     report.removedTemps.push(...await removeDeadTemps(paths.root, path));
-    const { adopted, view, row } = await table.adopt(path, `${paths.root}/${path}`);
-    if (adopted && row) {
+    const logged = before.files.get(path);
+    const audited = logged !== undefined && logged.gen >= pending.gen;
+    const settled = await table.settle(path, `${paths.root}/${path}`, audited);
+    if (!audited) {
+      // The row's call died before its audit row: log it now, with its call id, so a replayed
+      // turn skips the call instead of running it a second time.
+      await log.append({
+        event: "gen.recover",
+        actor: "kernel",
+        fields: {
+          path,
+          gen: pending.gen,
+          hash: pending.hash,
+          writer: pending.writer,
+          ...(pending.call_id ? { call_id: pending.call_id } : {}),
+          ...(settled.action === "rolled-forward" ? { rolled_forward: true } : {}),
+        },
+      });
+      report.recovered.push(path);
+    }
+    if (settled.action === "adopted" && settled.row) {
       await log.append({
         event: "bypass.detected",
         actor: "kernel",
         fields: {
           path,
-          gen: row.gen,
-          prev_gen: view.row?.gen ?? 0,
-          hash: row.hash,
+          gen: settled.row.gen,
+          prev_gen: settled.prevGen ?? 0,
+          hash: settled.row.hash,
           seen_by: "recovery",
         },
       });
       report.adopted.push(path);
     }
-  }
-  // Folded after the adoptions above, so their rows count as logged.
-  const state = await new FoldCache(paths.audit).refresh();
-  for (const row of (await table.all()).values()) {
-    const logged = state.files.get(row.path);
-    if (logged && logged.gen >= row.gen) continue;
-    await log.append({
-      event: "gen.recover",
-      actor: "kernel",
-      fields: { path: row.path, gen: row.gen, hash: row.hash, writer: row.writer },
-    });
-    report.recovered.push(row.path);
   }
   return report;
 }

@@ -535,7 +535,7 @@ export class Kernel {
         outcome.unchanged = true;
         return { result: undefined };
       }
-      return { write: { bytes, writer: caller.alias }, result: undefined };
+      return { write: { bytes, writer: caller.alias, callId: caller.callId }, result: undefined };
     }, { adoptBypass: true, onAdopt: (a) => (adopted = a) }).catch(async (err) => {
       if (adopted) await this.#auditBypass(rel, adopted.row, adopted.prevGen, caller);
       // Every lost compare-and-swap is logged, not only stale gens, so load figures are true.
