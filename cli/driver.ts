@@ -53,6 +53,12 @@ async function connect(
     await spawnDriver(entry, paths.root, timeoutMs);
 }
 
+/** A description's first line, cut to fit a terminal row. */
+function firstLine(text: string): string {
+  const line = text.split("\n")[0];
+  return line.length > 100 ? `${line.slice(0, 99)}…` : line;
+}
+
 export const driverListCommand: Command = {
   name: "driver list",
   summary: "List declared drivers: name, state (declared/running/failed), tools, command.",
@@ -115,10 +121,12 @@ export const driverToolsCommand: Command = {
       if (values.json) {
         outJson(tools.map((t) => ({ name: t.name, description: t.description ?? "" })));
       } else {for (const t of tools) {
-          out(`${t.name.padEnd(24)} ${(t.description ?? "").split("\n")[0]}`);
+          out(`${t.name.padEnd(24)} ${firstLine(t.description ?? "")}`);
         }}
       return EXIT.ok;
     } catch (e) {
+      await conn?.close(true);
+      conn = undefined;
       await writeDriverStatus(paths, entry.name, { state: "failed", error: (e as Error).message });
       throw e;
     } finally {
@@ -212,7 +220,7 @@ async function auditedCall(
   } catch (e) {
     failure = e as Error;
   } finally {
-    await conn?.close();
+    await conn?.close(failure !== undefined);
   }
   const durationMs = Math.round(performance.now() - started);
   const bytes = result ? new TextEncoder().encode(JSON.stringify(result)).length : 0;
