@@ -19,6 +19,8 @@ export interface SessionRecord {
   state: "alive" | "dead";
   since: number;
   lastSeq: number;
+  /** The session's spawn row: what it runs and under which settings (revival reads it). */
+  spawn?: AuditRow;
 }
 
 /** A file some tool touched, with the last generation the log recorded. */
@@ -108,6 +110,7 @@ export function foldRow(state: FoldState, row: AuditRow): FoldState {
       state: "alive",
       since: row.seq,
       lastSeq: row.seq,
+      spawn: row,
     });
   } else if (SESSION_END_EVENTS.has(row.event) && typeof row.session === "string") {
     const session = state.sessions.get(row.session);

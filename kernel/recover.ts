@@ -29,10 +29,14 @@ export interface RecoveryReport {
  * console.log(`${report.adopted.length} adopted, ${report.recovered.length} re-logged`);
  * ```
  */
-export async function recoverProject(paths: OstkPaths, log: AuditLog): Promise<RecoveryReport> {
+export async function recoverProject(
+  paths: OstkPaths,
+  log: AuditLog,
+  fold: FoldCache = new FoldCache(paths.audit),
+): Promise<RecoveryReport> {
   const table = new GenTable(paths.dir);
   const report: RecoveryReport = { adopted: [], recovered: [], removedTemps: [] };
-  const before = await new FoldCache(paths.audit).refresh();
+  const before = await fold.refresh();
   for (const pending of (await table.all()).values()) {
     const path = pending.path;
     report.removedTemps.push(...await removeDeadTemps(paths.root, path));
