@@ -9,6 +9,7 @@ import type { ToolResponse } from "../kernel/tools.ts";
 import { CommandCpu, isAgentLeader, killGroup } from "./cpu_command.ts";
 import { ScriptCpu } from "./cpu_script.ts";
 import { WorkerScriptCpu } from "./cpu_worker.ts";
+import { ModelCpu } from "./llm/mod.ts";
 import type {
   CpuExitReason,
   CpuRunnerEvent,
@@ -51,7 +52,7 @@ export interface CpuResult {
 
 /** A CPU: run it once per session life; a revived session gets a new one. */
 export interface Cpu {
-  readonly kind: "script" | "command";
+  readonly kind: "script" | "command" | "model";
   run(ctx: CpuRunContext): Promise<CpuResult>;
 }
 
@@ -64,6 +65,8 @@ export interface CpuDeps {
    * `in-process` is for hosts that cannot narrow a Worker's permissions.
    */
   scriptIsolation?: "worker" | "in-process";
+  /** The project root, where a model CPU keeps its messages and handoff (default: found from cwd). */
+  projectRoot?: string;
 }
 
 /**
@@ -94,6 +97,7 @@ export function createCpu(spec: CpuSpec, deps: CpuDeps): Cpu {
     if (!deps.socketPath) throw new Error("createCpu: a command CPU needs deps.socketPath");
     return new CommandCpu(spec, { socketPath: deps.socketPath });
   }
+  if (spec.kind === "model") return new ModelCpu(spec, { root: deps.projectRoot });
   return deps.scriptIsolation === "in-process" ? new ScriptCpu(spec) : new WorkerScriptCpu(spec);
 }
 

@@ -3,7 +3,7 @@
  * then runs the root actor (listener + scheduler + sessions) until asked to stop. The daemon is
  * a cache: everything it knows is rebuilt from `.ostk/` on start.
  */
-import { createActor, fromPromise } from "xstate";
+import { type AnyActorRef, createActor, fromPromise } from "xstate";
 import { AuditLog } from "../kernel/audit.ts";
 import { FoldCache } from "../kernel/fold_cache.ts";
 import type { OstkPaths } from "../kernel/layout.ts";
@@ -11,12 +11,14 @@ import { projectSigner } from "../kernel/project.ts";
 import { recoverProject } from "../kernel/recover.ts";
 import { Kernel } from "../kernel/tools.ts";
 import { acquireAnchor, type Anchor } from "./anchor.ts";
+import { ApprovalGate } from "./approval_gate.ts";
 import { AuditTail } from "./audit_tail.ts";
 import { serveSocket } from "./listener.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./protocol.ts";
 import { rootMachine } from "./root_machine.ts";
 import { createRouter } from "./router.ts";
 import { SessionTable, type SessionThresholds } from "./session_table.ts";
+import { type TraceRecorder, traceRecorderFor } from "./traces.ts";
 import { chooseSocketPath, recordSocketPath } from "./socket_path.ts";
 
 /** Daemon settings; tests shrink the times. */
@@ -25,6 +27,11 @@ export interface DaemonOptions {
   tickMs?: number;
   thresholds?: Partial<SessionThresholds>;
   concurrency?: number;
+  /** Session traces in .ostk/traces (default: on unless OSTK_TRACES=0); see traces.ts. */
+  traces?: boolean;
+  traceMaxBytes?: number;
+  /** How long an approval question waits for the operator (default 60 s), then "no". */
+  approvalTimeoutMs?: number;
 }
 
 /** Shared state the router, scheduler and sessions work on. */
@@ -38,6 +45,10 @@ export interface DaemonContext {
   fold: FoldCache;
   tail: AuditTail;
   sessions: SessionTable;
+  /** The root actor once it runs (`session/inspect` reads session actors from it). */
+  root?: AnyActorRef;
+  traces?: TraceRecorder;
+  approvals: ApprovalGate;
   requestStop: () => void;
 }
 
@@ -75,7 +86,9 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
   const log = new AuditLog(paths.audit, { signer: key.signer, headPath: paths.head });
   // A crash may have left a torn row, a file newer than its gen row, or a gen row the log lacks.
   await log.repair();
-  await recoverProject(paths, log);
+  // One fold of the log serves recovery, the session table and the kernel gate.
+  const fold = new FoldCache(paths.audit);
+  await recoverProject(paths, log, fold);
   const socket = await chooseSocketPath(paths);
   // The anchor is ours, so a socket file still here belongs to a dead daemon.
   try {
@@ -84,7 +97,13 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   recordSocketPath(paths, socket);
-  const kernel = new Kernel(paths, { signer: key.signer });
+  const kernel = new Kernel(paths, {
+    signer: key.signer,
+    // Sessions' shells run in their sandbox and ask about dangerous commands; the operator's
+    // own calls (no session) get neither, as before.
+    sandboxFor: (caller) => context.sessions.shellFor(caller.alias),
+    approveDanger: (caller, request) => context.approvals.approveDanger(caller, request),
+  });
   const tail = new AuditTail(paths.audit);
   let stopRequested = () => {};
   const context: DaemonContext = {
@@ -94,11 +113,13 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
     startedAt: Date.now(),
     kernel,
     log,
-    fold: new FoldCache(paths.audit),
+    fold,
     tail,
     sessions: undefined as unknown as SessionTable,
+    approvals: undefined as unknown as ApprovalGate,
     requestStop: () => stopRequested(),
   };
+  context.approvals = new ApprovalGate(context, options.approvalTimeoutMs);
   context.sessions = new SessionTable(context, {
     thresholds: options.thresholds,
     concurrency: options.concurrency ?? navigator.hardwareConcurrency,
@@ -114,6 +135,7 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
   let ready!: () => void;
   const listening = new Promise<void>((resolve) => (ready = resolve));
   const route = createRouter(context);
+  const traces = context.traces = traceRecorderFor(paths, options);
   const tickMs = options.tickMs ?? 1000;
   const root = createActor(
     rootMachine.provide({
@@ -151,7 +173,9 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
         },
       },
     }),
+    { inspect: traces?.observe },
   );
+  context.root = root;
   const done = new Promise<number>((resolve) => {
     root.subscribe({
       next: (snapshot) => {
@@ -181,7 +205,9 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
   root.start();
   context.sessions.attachRoot(root);
   await Promise.race([listening, done.then(() => Promise.reject(new Error("daemon stopped")))]);
-  return { context, done, stop: stopRequested };
+  // Traces still buffered are written before the daemon reports that it has stopped.
+  const flushed = done.then(async (code) => (await traces?.close().catch(() => {}), code));
+  return { context, done: flushed, stop: stopRequested };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

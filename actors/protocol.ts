@@ -3,6 +3,7 @@
  * its clients import; every inbound message is parsed here before anything acts on it.
  */
 import { z } from "zod";
+import { PermissionModeSchema, ToolClassSchema } from "../kernel/agentfile_schema.ts";
 import type { OstkErrorCode } from "../kernel/errors.ts";
 
 /** Lines longer than this are refused (configurable per daemon). */
@@ -31,7 +32,43 @@ export const CpuSpecSchema = z.discriminatedUnion("kind", [
     env: z.record(z.string(), z.string()).optional(),
     graceMs: z.number().int().nonnegative().optional(),
   }),
+  z.strictObject({
+    kind: z.literal("model"),
+    model: z.string().min(1).max(500),
+    task: z.string().max(100_000).optional(),
+    context_window: z.number().int().nonnegative().optional(),
+    limits: z.strictObject({
+      budget_usd: z.number().positive().optional(),
+      tokens: z.number().int().nonnegative().optional(),
+      turns: z.number().int().nonnegative().optional(),
+      wall_clock_ms: z.number().int().nonnegative().optional(),
+    }).optional(),
+  }),
 ]);
+
+/** Counters a session is stopped at (from an Agentfile's LIMIT lines); see actors/limits.ts. */
+export const SessionLimitsSchema = z.strictObject({
+  turns: z.number().int().positive().optional(),
+  tokens: z.number().int().positive().optional(),
+  wall_clock_ms: z.number().int().positive().optional(),
+  budget_usd: z.number().positive().optional(),
+});
+
+/**
+ * Where a session's shells and command CPU run: `isolation` picks the OS sandbox; `read`,
+ * `write` (paths, relative to the project root or absolute) and `net` (`host:port`) are granted
+ * on top of the project's default policy.
+ */
+export const SessionSandboxSchema = z.strictObject({
+  isolation: z.enum(["none", "landlock", "seatbelt"]),
+  read: z.array(z.string().min(1)).max(100).optional(),
+  write: z.array(z.string().min(1)).max(100).optional(),
+  net: z.array(z.string().min(1)).max(100).optional(),
+  allow_unsandboxed: z.boolean().optional(),
+});
+
+/** An answer to an approval request: yes once, no, or yes to the whole class from now on. */
+export const ApprovalAnswerSchema = z.enum(["y", "n", "a"]);
 
 /** Params of every method the daemon serves. */
 export const METHODS = {
@@ -47,9 +84,24 @@ export const METHODS = {
     alias: alias.optional(),
     cpu: CpuSpecSchema,
     revival: revival.optional(),
+    limits: SessionLimitsSchema.optional(),
+    permissions: PermissionModeSchema.optional(),
+    tools: z.array(z.strictObject({
+      class: ToolClassSchema,
+      substring: z.string().min(1).max(1000).optional(),
+    })).max(200).optional(),
+    pin: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/).optional(),
+    sandbox: SessionSandboxSchema.optional(),
   }),
+  "session/approve": z.strictObject({
+    alias,
+    request_id: z.string().max(100).optional(),
+    answer: ApprovalAnswerSchema,
+  }),
+  "session/approvals": z.strictObject({ alias: alias.optional() }),
   "session/kill": z.strictObject({ alias }),
   "session/list": z.strictObject({}),
+  "session/inspect": z.strictObject({ alias }),
   "lineage/resolve": z.strictObject({ alias, action: z.enum(["revive", "reap"]) }),
   "client/attach": z.strictObject({
     alias: alias.optional(),
@@ -117,12 +169,24 @@ export type RpcResponse =
 export interface RpcNotification {
   jsonrpc: "2.0";
   method: "event";
-  params: { kind: "audit"; row: Record<string, unknown> } | {
-    kind: "output";
-    alias: string;
-    stream: "stdout" | "stderr";
-    line: string;
-  } | { kind: "session"; alias: string; state: string };
+  params:
+    | { kind: "audit"; row: Record<string, unknown> }
+    | {
+      kind: "output";
+      alias: string;
+      stream: "stdout" | "stderr";
+      line: string;
+    }
+    | { kind: "session"; alias: string; state: string }
+    | {
+      kind: "approval";
+      alias: string;
+      request_id: string;
+      class: string;
+      summary: string;
+      /** One line for clients that print every event as `<alias> → <state>` (ostk attach). */
+      state: string;
+    };
 }
 
 /** Response schema for clients (validate at the edge, both ways). */

@@ -5,6 +5,7 @@ import type { DaemonContext } from "./daemon.ts";
 import { callKernel } from "./kernel_gate.ts";
 import type { Connection, Router } from "./listener.ts";
 import type { MethodParams } from "./protocol.ts";
+import { inspectSession } from "./session_inspect.ts";
 
 /** Build the router for a daemon. */
 export function createRouter(ctx: DaemonContext): Router {
@@ -24,6 +25,14 @@ export function createRouter(ctx: DaemonContext): Router {
         return ctx.sessions.kill((params as MethodParams<"session/kill">).alias);
       case "session/list":
         return ctx.sessions.list().then((sessions) => ({ sessions }));
+      case "session/approve":
+        return Promise.resolve(ctx.approvals.answer(params as MethodParams<"session/approve">));
+      case "session/approvals": {
+        const p = params as MethodParams<"session/approvals">;
+        return Promise.resolve({ pending: ctx.approvals.list(p.alias) });
+      }
+      case "session/inspect":
+        return inspectSession(ctx, (params as MethodParams<"session/inspect">).alias);
       case "lineage/resolve": {
         const p = params as MethodParams<"lineage/resolve">;
         return ctx.sessions.resolve(p.alias, p.action);
@@ -60,6 +69,13 @@ function attach(ctx: DaemonContext, conn: Connection, p: MethodParams<"client/at
   detachOutput(conn);
   conn.attached = p.alias;
   conn.name = p.name;
+  // Approval questions go to clients attached to the session and to those attached to none.
+  const offApproval = ctx.approvals.watch(
+    p.alias,
+    (params) => conn.send({ jsonrpc: "2.0", method: "event", params }),
+  );
+  outputs.set(conn, offApproval);
+  conn.onClose.push(offApproval);
   if (p.alias) {
     const alias = p.alias;
     const off = ctx.sessions.onOutput(
@@ -79,6 +95,7 @@ function attach(ctx: DaemonContext, conn: Connection, p: MethodParams<"client/at
     const both = () => {
       off();
       offState();
+      offApproval();
     };
     outputs.set(conn, both);
     conn.onClose.push(both);

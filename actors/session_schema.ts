@@ -19,7 +19,10 @@ const count = z.number().int().nonnegative();
 /** Tokens spent, in and out. */
 export const TokensSchema = z.strictObject({ in: count, out: count });
 
-/** What a session runs: a transcript replayed in a Worker, or an external agent program. */
+/**
+ * What a session runs: a transcript replayed in a Worker, an external agent program, or a
+ * language model driven by the agent loop of actors/llm/cpu_model.ts.
+ */
 export const CpuSpecSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("script"),
@@ -31,6 +34,20 @@ export const CpuSpecSchema = z.discriminatedUnion("kind", [
     cwd: z.string().optional(),
     env: z.record(z.string(), z.string()).optional(),
     graceMs: count.optional().describe("SIGTERM → SIGKILL delay on abort (default 5000)"),
+  }),
+  z.strictObject({
+    kind: z.literal("model"),
+    model: z.string().min(1).describe(
+      "anthropic:<model>, openai:<model>, ollama:<model> or openai-compatible:<base-url>#<model>",
+    ),
+    task: z.string().optional().describe("the first user message"),
+    context_window: count.optional().describe("tokens; overrides actors/llm/prices.ts"),
+    limits: z.strictObject({
+      budget_usd: z.number().positive().optional(),
+      tokens: count.optional(),
+      turns: count.optional(),
+      wall_clock_ms: count.optional(),
+    }).optional().describe("checked before each model call (actors/llm/lifecycle.ts)"),
   }),
 ]);
 

@@ -5,9 +5,9 @@
  */
 import type { Actor, AnyActorRef, SnapshotFrom } from "xstate";
 import { issueAlias } from "../kernel/alias.ts";
-import { type AuditEntry, readAuditRows } from "../kernel/audit.ts";
+import type { AuditEntry } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
-import { fold } from "../kernel/fold.ts";
+import type { ShellSpawner } from "../kernel/shell.ts";
 import type { ToolResponse } from "../kernel/tools.ts";
 import { cpuRunnerLogic, type KernelPort, rehydratorLogic } from "./cpu.ts";
 import { isAgentLeader } from "./cpu_command.ts";
@@ -15,6 +15,20 @@ import { procStat } from "../kernel/proc.ts";
 import type { DaemonContext } from "./daemon.ts";
 import { drainWriterLogic, readDrain } from "./drain.ts";
 import { callKernel } from "./kernel_gate.ts";
+import {
+  type LimitHit,
+  limitHit,
+  makeAgentTmp,
+  removeAgentTmp,
+  sandboxedArgv,
+  sandboxedShell,
+  sandboxRefusal,
+  SCRIPTED_SPEND_USD,
+  type SessionSettings,
+  settingsFields,
+  settingsFor,
+  settingsFromRow,
+} from "./limits.ts";
 import type { MethodParams } from "./protocol.ts";
 import type { rootMachine } from "./root_machine.ts";
 import { sessionMachine } from "./session_machine.ts";
@@ -46,6 +60,13 @@ interface Entry {
   revives: number[];
   unsubscribe?: () => void;
   exitLogged?: boolean;
+  settings: SessionSettings;
+  /** Set once a LIMIT stopped the session; its exit reason is then `limit:<name>`. */
+  limitHit?: LimitHit;
+  /** How the last life ended, for `ps`. */
+  exitReason?: string;
+  /** A sandboxed command agent's private TMPDIR for the current life. */
+  tmpdir?: string;
 }
 
 /** The sessions of one daemon. */
@@ -71,6 +92,7 @@ export class SessionTable {
       actors: {
         cpuRunner: cpuRunnerLogic({
           kernel: (alias) => this.#port(alias),
+          projectRoot: this.#ctx.paths.root,
           socketPath: this.#ctx.socket,
           now: Date.now,
           onOutput: (alias, stream, line) => {
@@ -116,6 +138,9 @@ export class SessionTable {
         "kill it first, or pick another alias",
       );
     }
+    const refused = sandboxRefusal(p.sandbox);
+    if (refused) throw new OstkError("permission", refused);
+    const settings = await settingsFor(this.#ctx.paths.root, p, Date.now());
     const alias = p.alias ?? await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
     const entry: Entry = {
       alias,
@@ -125,6 +150,7 @@ export class SessionTable {
       outputs: new Set(),
       watchers: new Set(),
       revives: [],
+      settings,
     };
     this.#entries.set(alias, entry);
     await this.#ctx.log.append({
@@ -136,6 +162,7 @@ export class SessionTable {
         cpu: entry.cpu.kind,
         revival: entry.revival,
         spec: entry.cpu,
+        ...settingsFields(p),
       },
     });
     if (this.#running() < this.#concurrency) this.#launch(entry, 0);
@@ -167,7 +194,7 @@ export class SessionTable {
     const id = `session:${entry.alias}:${crypto.randomUUID().slice(0, 8)}`;
     const input: SessionInput = {
       alias: entry.alias,
-      cpu: entry.cpu,
+      cpu: this.#cpuFor(entry),
       revival: entry.revival,
       startTurn,
       ...carried,
@@ -185,8 +212,24 @@ export class SessionTable {
     this.#observe(entry, ref, ref.getSnapshot() as SessionSnapshot);
   }
 
+  /** A sandboxed command CPU runs its agent through the exec helper, with a fresh TMPDIR. */
+  #cpuFor(entry: Entry): CpuSpec {
+    const policy = entry.settings.policy;
+    if (entry.cpu.kind !== "command" || !policy) return entry.cpu;
+    this.#dropTmp(entry);
+    entry.tmpdir = policy.tmp ? makeAgentTmp() : undefined;
+    return { ...entry.cpu, command: sandboxedArgv(policy, entry.cpu.command, entry.tmpdir) };
+  }
+
+  #dropTmp(entry: Entry): void {
+    removeAgentTmp(entry.tmpdir);
+    entry.tmpdir = undefined;
+  }
+
   #observe(entry: Entry, ref: AnyActorRef, snap: SessionSnapshot): void {
     if (entry.ref !== ref) return;
+    // Each turn (and every other change) is where a session can pass a limit.
+    if (snap.hasTag("alive")) this.#checkLimits(entry, snap, "over");
     const state = labelOf(snap);
     if (state === entry.state) return;
     entry.state = state;
@@ -198,13 +241,22 @@ export class SessionTable {
   #ended(entry: Entry, snap: SessionSnapshot): void {
     entry.unsubscribe?.();
     this.#root?.send({ type: "session.stop_child", id: entry.ref!.id });
+    this.#ctx.approvals.cancel(entry.alias);
+    this.#dropTmp(entry);
+    entry.exitReason = entry.limitHit
+      ? `limit:${entry.limitHit.limit}`
+      : snap.context.exit?.reason ?? "killed";
     if (!entry.exitLogged) {
       entry.exitLogged = true;
       this.#append("session.exit", {
         session: entry.alias,
-        reason: snap.context.exit?.reason ?? "killed",
+        reason: entry.exitReason,
         ...(snap.context.exit?.code !== undefined ? { code: snap.context.exit.code } : {}),
         turns: snap.context.turns,
+        // Recorded for budgeted sessions: script and command CPUs spend nothing.
+        ...(entry.settings.limits.budget_usd !== undefined
+          ? { spend_usd: SCRIPTED_SPEND_USD }
+          : {}),
       });
     }
     this.#startQueued();
@@ -212,6 +264,8 @@ export class SessionTable {
 
   /** A session that crashed (or whose heartbeat stopped) is handled by its revival policy. */
   #orphaned(entry: Entry, snap: SessionSnapshot): void {
+    this.#ctx.approvals.cancel(entry.alias);
+    this.#dropTmp(entry);
     const why = snap.context.error ?? "crashed";
     this.#append("session.orphan", {
       session: entry.alias,
@@ -272,6 +326,7 @@ export class SessionTable {
     if (entry.state === "queued") {
       entry.state = "dead";
       entry.queued = undefined;
+      entry.exitReason = "killed";
       this.#append("session.exit", { session: alias, reason: "killed", turns: 0 });
       return { alias, state: "dead" };
     }
@@ -308,6 +363,45 @@ export class SessionTable {
     const entry = this.#entries.get(alias);
     if (!entry) throw new OstkError("not_found", `no session '${alias}'`, {}, "see 'ostk ps'");
     return entry;
+  }
+
+  /** The settings of a session, or undefined for an alias that is not one (the operator). */
+  settingsOf(alias: string): SessionSettings | undefined {
+    return this.#entries.get(alias)?.settings;
+  }
+
+  /** The sandboxed shell spawner of a session, if it runs under a policy (`sandboxFor`). */
+  shellFor(alias: string): ShellSpawner | undefined {
+    const policy = this.#entries.get(alias)?.settings.policy;
+    return policy ? sandboxedShell(policy) : undefined;
+  }
+
+  /**
+   * Before a session's kernel call: a session that has reached one of its limits is stopped
+   * (once) and the limit returned, so the call is refused instead of run.
+   */
+  atLimit(alias: string): LimitHit | undefined {
+    const entry = this.#entries.get(alias);
+    if (!entry) return undefined;
+    if (entry.limitHit) return entry.limitHit;
+    const snap = entry.ref?.getSnapshot() as SessionSnapshot | undefined;
+    return snap?.hasTag("alive") ? this.#checkLimits(entry, snap, "reached") : undefined;
+  }
+
+  #checkLimits(
+    entry: Entry,
+    snap: SessionSnapshot,
+    mode: "over" | "reached",
+  ): LimitHit | undefined {
+    if (entry.limitHit) return entry.limitHit;
+    const hit = limitHit(entry.settings, snap.context, mode);
+    if (!hit) return undefined;
+    entry.limitHit = hit;
+    this.#append("session.limit", { session: entry.alias, ...hit });
+    const ref = entry.ref;
+    // Not from inside the actor's own snapshot notification: the kill goes out right after.
+    queueMicrotask(() => ref?.send({ type: "session.kill", reason: `limit:${hit.limit}` }));
+    return hit;
   }
 
   /** A sign of life (any kernel call made as this alias). */
@@ -378,6 +472,7 @@ export class SessionTable {
         turns: snap?.context.turns ?? e.queued?.startTurn ?? 0,
         last_seen: snap?.context.lastSeen ? new Date(snap.context.lastSeen).toISOString() : null,
         revival: e.revival,
+        reason: e.state === "dead" ? e.exitReason ?? null : null,
       };
     });
   }
@@ -398,6 +493,8 @@ export class SessionTable {
     for (const entry of this.#entries.values()) {
       if (!entry.ref || !["running", "stale"].includes(entry.state)) continue;
       const snap = entry.ref.getSnapshot() as SessionSnapshot;
+      // A wall clock runs out between turns too.
+      if (this.#checkLimits(entry, snap, "over")) continue;
       const age = now - snap.context.lastSeen;
       if (age > this.#thresholds.crashedMs && !(await this.#probeAlive(entry, snap))) {
         this.#append("session.crashed", { session: entry.alias, silent_ms: age });
@@ -435,6 +532,7 @@ export class SessionTable {
       // revived when the daemon starts again.
       entry.exitLogged = true;
       entry.unsubscribe?.();
+      this.#ctx.approvals.cancel(entry.alias);
       entry.ref!.send({ type: "session.orphan", reason: "daemon stopping" });
       entry.ref!.stop?.();
     }));
@@ -445,17 +543,14 @@ export class SessionTable {
    * revived from their drain snapshot per their policy (or left for `lineage resolve`).
    */
   async restoreFromLog(): Promise<void> {
-    // Read and folded once: rows are in seq order from 0, so a seq is also an index.
-    const rows = await readAuditRows(this.#ctx.paths.audit);
+    // The daemon's shared fold: the log is parsed once at start, not once per consumer.
+    const state = await this.#ctx.fold.refresh();
     // One batch (one fdatasync) for every orphan/revive row, and launches after it is durable.
     const entries: AuditEntry[] = [];
     const launches: (() => void)[] = [];
-    const state = fold(rows);
     for (const session of state.sessions.values()) {
       if (session.state !== "alive") continue;
-      const spawnRow = rows[session.since]?.seq === session.since
-        ? rows[session.since]
-        : rows.find((r) => r.seq === session.since);
+      const spawnRow = session.spawn;
       const cpu = spawnRow?.spec as CpuSpec | undefined;
       if (!cpu) continue;
       const revival = (spawnRow?.revival as Revival | undefined) ?? "revive";
@@ -473,6 +568,7 @@ export class SessionTable {
         outputs: new Set(),
         watchers: new Set(),
         revives: [],
+        settings: await settingsFromRow(this.#ctx.paths.root, spawnRow ?? {}),
       };
       this.#entries.set(session.alias, entry);
       const turns = drain?.turns ?? 0;
@@ -483,6 +579,7 @@ export class SessionTable {
       });
       if (revival === "reap") {
         entry.state = "dead";
+        entry.exitReason = "reaped";
         entries.push({
           event: "session.reap",
           actor: "kernel",

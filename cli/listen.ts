@@ -11,7 +11,8 @@ import { connectOrFail, tryConnect } from "./daemon_client.ts";
 export const listenCommand: Command = {
   name: "listen",
   summary: "Run the project's daemon (foreground; --background to detach once it answers).",
-  usage: "listen [--background] [--tick-ms N] [--stale-ms N] [--crashed-ms N] [--concurrency N]",
+  usage:
+    "listen [--background] [--tick-ms N] [--stale-ms N] [--crashed-ms N] [--concurrency N] [--approval-timeout-ms N]",
   help: `Takes .ostk/anchor.lock (a second daemon exits 1 with the holder's pid), serves JSON-RPC on
 .ostk/ostk.sock (mode 0600), revives sessions from the audit log and drain snapshots.
 SIGTERM/SIGINT drain every session and exit 0.
@@ -21,7 +22,10 @@ SIGTERM/SIGINT drain every session and exit 0.
   --stale-ms N      heartbeat age that marks a session stale (default 30000)
   --crashed-ms N    heartbeat age after which a session is probed and, if dead or stopped,
                     handled by its revival policy (default 90000)
-  --concurrency N   sessions running at once; more are queued (default: number of cores)`,
+  --concurrency N   sessions running at once; more are queued (default: number of cores)
+  --approval-timeout-ms N
+                    how long a session's approval question waits for the operator before it
+                    counts as "no" (default 60000)`,
   async run(ctx) {
     const { values } = parseFlags("listen", ctx.argv, {
       background: { type: "boolean" },
@@ -29,6 +33,7 @@ SIGTERM/SIGINT drain every session and exit 0.
       "stale-ms": { type: "string" },
       "crashed-ms": { type: "string" },
       concurrency: { type: "string" },
+      "approval-timeout-ms": { type: "string" },
     });
     if (values.help) {
       out(helpText(listenCommand));
@@ -38,10 +43,12 @@ SIGTERM/SIGINT drain every session and exit 0.
     const staleMs = intFlag("--stale-ms", values["stale-ms"], 10);
     const crashedMs = intFlag("--crashed-ms", values["crashed-ms"], 10);
     const concurrency = intFlag("--concurrency", values.concurrency, 1);
+    const approvalTimeoutMs = intFlag("--approval-timeout-ms", values["approval-timeout-ms"], 1);
     const extra = [
       ...(staleMs ? ["--stale-ms", String(staleMs)] : []),
       ...(crashedMs ? ["--crashed-ms", String(crashedMs)] : []),
       ...(concurrency ? ["--concurrency", String(concurrency)] : []),
+      ...(approvalTimeoutMs ? ["--approval-timeout-ms", String(approvalTimeoutMs)] : []),
     ];
     const paths = await locateProject(ctx.cwd);
     if (values.background) {
@@ -52,6 +59,7 @@ SIGTERM/SIGINT drain every session and exit 0.
     const daemon = await startDaemon(paths, {
       tickMs,
       concurrency,
+      approvalTimeoutMs,
       thresholds: {
         ...(staleMs ? { staleMs } : {}),
         ...(crashedMs ? { crashedMs } : {}),

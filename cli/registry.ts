@@ -6,6 +6,7 @@ import {
   agentfileValidateCommand,
 } from "./agentfile.ts";
 import { aliasCommand } from "./alias.ts";
+import { approveCommand } from "./approve.ts";
 import { attachCommand } from "./attach.ts";
 import { listenCommand, statusCommand, stopCommand } from "./listen.ts";
 import { killCommand, lineageCommand, psCommand, pstreeCommand, spawnCommand } from "./sessions.ts";
@@ -21,10 +22,14 @@ import {
   driverToolsCommand,
 } from "./driver.ts";
 import { initCommand } from "./init.ts";
+import { inspectCommand } from "./inspect.ts";
+import { learnCommand } from "./learn.ts";
 import { logCommand } from "./log.ts";
 import { mcpCommand } from "./mcp.ts";
 import { recoverCommand } from "./recover.ts";
+import { runAgentCommand } from "./run_agent.ts";
 import { sandboxCheckCommand, sandboxExecCommand, sandboxHelperCommand } from "./sandbox.ts";
+import { topCommand } from "./top.ts";
 
 export const COMMANDS: readonly Command[] = [
   initCommand,
@@ -44,8 +49,12 @@ export const COMMANDS: readonly Command[] = [
   psCommand,
   pstreeCommand,
   spawnCommand,
+  runAgentCommand,
+  approveCommand,
   killCommand,
   attachCommand,
+  inspectCommand,
+  topCommand,
   lineageCommand,
   demoCommand,
   mcpCommand,
@@ -55,6 +64,7 @@ export const COMMANDS: readonly Command[] = [
   driverServeCommand,
   sandboxExecCommand,
   sandboxCheckCommand,
+  learnCommand,
   sandboxHelperCommand,
 ];
 

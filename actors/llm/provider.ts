@@ -1,0 +1,193 @@
+/**
+ * The one interface to a language model: `ModelProvider.chat` streams `StreamEvent`s for one
+ * request. Messages and events are provider-neutral; each provider module translates them to
+ * and from its own wire protocol. `providerFor` picks the provider by the spec's prefix.
+ */
+import { OstkError } from "../../kernel/errors.ts";
+import { AnthropicProvider } from "./anthropic.ts";
+import type { HttpOptions, RetryInfo, RetryPolicy } from "./_http.ts";
+import { OllamaProvider } from "./ollama.ts";
+import { OpenAiProvider } from "./openai.ts";
+import { keySourceFor } from "./secrets.ts";
+
+/** A tool the model may call: a wire-safe name and a JSON schema for its arguments. */
+export interface ToolDef {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+}
+
+/** A tool call the model made; `args` is the JSON object it sent. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  args: Record<string, unknown>;
+}
+
+/** What a tool call returned, as the model will read it. */
+export interface ToolResult {
+  id: string;
+  name: string;
+  content: string;
+  is_error: boolean;
+}
+
+/** One message of a conversation, provider-neutral (and the sidecar's on-disk form). */
+export type Message =
+  | { role: "user"; text: string }
+  | { role: "assistant"; text: string; tool_calls: ToolCall[] }
+  | { role: "tool"; results: ToolResult[] };
+
+/** One model call. */
+export interface ChatRequest {
+  system: string;
+  messages: Message[];
+  tools: ToolDef[];
+  maxTokens: number;
+  signal?: AbortSignal;
+}
+
+/** Why the model stopped: finished, wants tools, ran out of output tokens, or anything else. */
+export type StopReason = "end_turn" | "tool_use" | "max_tokens" | "other";
+
+/** What a streaming model call yields, in order; exactly one `stop` ends a complete stream. */
+export type StreamEvent =
+  | { type: "text"; text: string }
+  | { type: "tool_call_start"; index: number; id: string; name: string }
+  | { type: "tool_call_delta"; index: number; args: string }
+  | { type: "tool_call_end"; index: number }
+  | { type: "usage"; input_tokens: number; output_tokens: number }
+  | { type: "stop"; reason: StopReason; raw?: string };
+
+/** A language model behind one wire protocol. */
+export interface ModelProvider {
+  /** The spec it was made from, e.g. `anthropic:claude-sonnet-4`. */
+  readonly id: string;
+  readonly model: string;
+  /** Stream one call; throws `ProviderError` once retries are spent or the stream breaks. */
+  chat(req: ChatRequest): AsyncIterable<StreamEvent>;
+  /** The key values this provider sends, so tool output can be masked before the model reads it. */
+  secrets(): Promise<string[]>;
+}
+
+/** Which provider a spec names, and where it lives. */
+export interface ModelSpec {
+  provider: "anthropic" | "openai" | "openai-compatible" | "ollama";
+  model: string;
+  /** Only for `openai-compatible`: the base URL before `/chat/completions`. */
+  baseUrl?: string;
+}
+
+/** How `providerFor` finds keys and base URLs, retries, and reports retries. */
+export interface ProviderOptions {
+  env?: { get(name: string): string | undefined };
+  /** HUMANFILE text, for `SECRET <provider> env:NAME` / `cmd:<command>` lines. */
+  humanfile?: string;
+  /** A key given directly (tests); wins over env and HUMANFILE. */
+  apiKey?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Called before each retry; the model CPU audits it. */
+  onRetry?: (info: RetryInfo) => void | Promise<void>;
+  /** A stream with no bytes for this long is a dropped connection (default 300 s). */
+  idleTimeoutMs?: number;
+}
+
+const FORMS =
+  "anthropic:<model>, openai:<model>, ollama:<model> or openai-compatible:<base-url>#<model>";
+
+/**
+ * Parse a model spec. The Agentfile form `<provider>/<model>` is accepted for the three named
+ * providers.
+ *
+ * @example
+ * ```ts
+ * import { parseModelSpec } from "./provider.ts";
+ * const spec = parseModelSpec("openai-compatible:http://127.0.0.1:8000/v1#qwen3");
+ * console.assert(spec.baseUrl === "http://127.0.0.1:8000/v1" && spec.model === "qwen3");
+ * console.assert(parseModelSpec("anthropic/claude-sonnet-4").provider === "anthropic");
+ * ```
+ */
+export function parseModelSpec(spec: string): ModelSpec {
+  const bad = (why: string): never => {
+    throw new OstkError("bad_input", `model '${spec}': ${why}`, {}, `expected ${FORMS}`);
+  };
+  const compat = /^openai-compatible:(.+)#([^#]+)$/.exec(spec);
+  if (compat) {
+    let url: URL;
+    try {
+      url = new URL(compat[1]);
+    } catch {
+      return bad(`'${compat[1]}' is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") bad("the base URL must be http(s)");
+    return {
+      provider: "openai-compatible",
+      model: compat[2],
+      baseUrl: compat[1].replace(/\/+$/, ""),
+    };
+  }
+  const m = /^(anthropic|openai|ollama)[:/](.+)$/.exec(spec);
+  if (!m) return bad("unknown provider");
+  return { provider: m[1] as ModelSpec["provider"], model: m[2] };
+}
+
+/**
+ * The provider for a spec. Base URLs come from `OSTK_ANTHROPIC_BASE_URL`, `OSTK_OPENAI_BASE_URL`
+ * and `OSTK_OLLAMA_HOST` when set (tests point them at local servers).
+ *
+ * @example
+ * ```ts
+ * import { providerFor } from "./provider.ts";
+ * const p = providerFor("ollama:qwen3", { env: { get: () => undefined } });
+ * console.assert(p.id === "ollama:qwen3" && p.model === "qwen3");
+ * ```
+ */
+export function providerFor(spec: string, options: ProviderOptions = {}): ModelProvider {
+  const parsed = parseModelSpec(spec);
+  const env = options.env ?? Deno.env;
+  const http: HttpOptions = {
+    label: `${parsed.provider}:${parsed.model}`,
+    retry: options.retry,
+    onRetry: options.onRetry,
+    idleTimeoutMs: options.idleTimeoutMs,
+  };
+  const key = keySourceFor(parsed.provider, { ...options, env });
+  const id = spec;
+  switch (parsed.provider) {
+    case "anthropic":
+      return new AnthropicProvider({
+        id,
+        model: parsed.model,
+        baseUrl: env.get("OSTK_ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com",
+        key,
+        http,
+      });
+    case "openai":
+      return new OpenAiProvider({
+        id,
+        model: parsed.model,
+        baseUrl: env.get("OSTK_OPENAI_BASE_URL") ?? "https://api.openai.com/v1",
+        key,
+        http,
+        maxTokensField: "max_completion_tokens",
+        keyRequired: true,
+      });
+    case "openai-compatible":
+      return new OpenAiProvider({
+        id,
+        model: parsed.model,
+        baseUrl: parsed.baseUrl!,
+        key,
+        http,
+        maxTokensField: "max_tokens",
+        keyRequired: false,
+      });
+    case "ollama":
+      return new OllamaProvider({
+        id,
+        model: parsed.model,
+        baseUrl: env.get("OSTK_OLLAMA_HOST") ?? "http://127.0.0.1:11434",
+        http,
+      });
+  }
+}
