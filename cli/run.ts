@@ -12,7 +12,7 @@ ostk — a local-first kernel for AI coding agents.
 commands:
 ${
     COMMANDS.filter((c) => !c.name.startsWith("_")).map((c) =>
-      `  ${c.name.padEnd(16)} ${c.summary}`
+      `  ${c.name.padEnd(18)} ${c.summary}`
     )
       .join("\n")
   }
