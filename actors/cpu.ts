@@ -6,7 +6,8 @@
  */
 import { fromCallback, fromPromise } from "xstate";
 import type { ToolResponse } from "../kernel/tools.ts";
-import { CommandCpu, isAgentLeader, killGroup } from "./cpu_command.ts";
+import { killGroup } from "../kernel/proc.ts";
+import { CommandCpu, isAgentLeader } from "./cpu_command.ts";
 import { ScriptCpu } from "./cpu_script.ts";
 import { WorkerScriptCpu } from "./cpu_worker.ts";
 import { ModelCpu } from "./llm/mod.ts";

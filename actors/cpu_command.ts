@@ -4,7 +4,7 @@
  * everything it started. Its kernel calls arrive over the daemon socket (`OSTK_SOCKET`, as
  * `OSTK_AGENT`), so this CPU only relays output lines and reports how the process ended.
  */
-import { readProc } from "../kernel/proc.ts";
+import { killGroup, processGroupOf, readProc } from "../kernel/proc.ts";
 import { OstkError } from "../kernel/errors.ts";
 import type { Cpu, CpuResult, CpuRunContext } from "./cpu.ts";
 
@@ -91,34 +91,6 @@ export class CommandCpu implements Cpu {
     await output;
     return { reason: aborted ? "aborted" : "exited", code: status.code };
   }
-}
-
-/**
- * Signal every process in group `pgid`. A group that is already gone is not an error.
- *
- * @example
- * ```ts
- * import { killGroup } from "./cpu_command.ts";
- * console.assert(killGroup(2 ** 22 + 12345, "SIGTERM") === false); // no such group
- * ```
- */
-export function killGroup(pgid: number, signal: Deno.Signal): boolean {
-  try {
-    Deno.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false; // ESRCH: nothing left to signal
-    throw err;
-  }
-}
-
-/** The process group of `pid` from `/proc/<pid>/stat`, or undefined if it is gone. */
-export async function processGroupOf(pid: number): Promise<number | undefined> {
-  const stat = await readProc(pid, "stat");
-  if (stat === undefined) return undefined;
-  // The command name (field 2) is in parentheses and may hold spaces; fields resume after ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[2]); // state, ppid, pgrp
 }
 
 /**

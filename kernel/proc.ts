@@ -30,3 +30,28 @@ export async function processAlive(pid: number): Promise<boolean | undefined> {
   if (Deno.build.os !== "linux") return undefined;
   return (await procStat(pid)) !== undefined;
 }
+
+/**
+ * Signal every process in group `pgid`. A group that is already gone is not an error.
+ *
+ * @example
+ * ```ts
+ * import { killGroup } from "./proc.ts";
+ * console.assert(killGroup(2 ** 22 + 12345, "SIGTERM") === false); // no such group
+ * ```
+ */
+export function killGroup(pgid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false; // ESRCH: nothing left to signal
+    throw err;
+  }
+}
+
+/** The process group of `pid` from `/proc/<pid>/stat`, or undefined if it is gone. */
+export async function processGroupOf(pid: number): Promise<number | undefined> {
+  const fields = await procStat(pid);
+  return fields === undefined ? undefined : Number(fields[2]); // state, ppid, pgrp
+}

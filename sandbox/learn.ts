@@ -21,6 +21,7 @@
  */
 import { parseAgentfile } from "../kernel/agentfile_parse.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { killGroup } from "../kernel/proc.ts";
 import { DEVICE_WRITE, SYSTEM_READ } from "./policy.ts";
 import { STRACE_FLAGS, StraceParser, type TraceEvent } from "./_strace.ts";
 
@@ -339,15 +340,6 @@ export async function findStrace(): Promise<string> {
     {},
     "install it: apt-get install strace",
   );
-}
-
-/** Signal process group `pgid`; a group already gone is not an error. */
-function killGroup(pgid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(-pgid, signal);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err; // ESRCH: nothing left to signal
-  }
 }
 
 /** Group inside paths by top-level entry and keep each group's deepest common path. */

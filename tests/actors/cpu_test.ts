@@ -12,7 +12,8 @@ import {
   type KernelPort,
   type TurnRecord,
 } from "../../actors/cpu.ts";
-import { CommandCpu, processGroupOf } from "../../actors/cpu_command.ts";
+import { CommandCpu } from "../../actors/cpu_command.ts";
+import { processGroupOf } from "../../kernel/proc.ts";
 import { parseTranscript } from "../../actors/cpu_script.ts";
 import { probeScriptWorker } from "../../actors/cpu_worker.ts";
 
