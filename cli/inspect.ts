@@ -5,6 +5,7 @@
  */
 import type { StateValue } from "xstate";
 import { type ExportFormat, exportMachine } from "../actors/inspect_export.ts";
+import { serveInspectWeb } from "../actors/inspect_web.ts";
 import { rootMachine } from "../actors/root_machine.ts";
 import { sessionMachine } from "../actors/session_machine.ts";
 import { type Replay, replayTrace } from "../actors/trace_replay.ts";
@@ -22,7 +23,8 @@ export const inspectCommand: Command = {
   summary: "Export the machines as diagrams, or show a session's machine and its trace.",
   usage: "inspect machines [--machine root|session|all] [--format mermaid|dot|json]\n" +
     "       ostk inspect <alias> [--json] [--follow] [--events N]\n" +
-    "       ostk inspect <alias> --replay [--step N] [--json]",
+    "       ostk inspect <alias> --replay [--step N] [--json]\n" +
+    "       ostk inspect --web [<alias>] [--port N] [--host 127.0.0.1]",
   help: `machines       render the machines from their definitions: nested states, transitions
                (event [guard] / actions), invoked and spawned actors
   --machine M  root, session or all (default all; mermaid 'all' is Markdown with two blocks)
@@ -37,6 +39,12 @@ export const inspectCommand: Command = {
   --step N     print only the state after step N
   --json       JSON instead of text
 
+--web          serve a live page on loopback (prints its URL; Ctrl-C stops): the session
+               machine drawn with the chosen session's active state highlighted, its recent
+               trace entries and the fleet to switch between; no external assets
+  --port N     port to listen on (default 0: any free port)
+  --host H     127.0.0.1 (default), localhost or ::1; other hosts are refused
+
 Traces are on unless the daemon runs with OSTK_TRACES=0; each file rotates at 1 MiB
 (OSTK_TRACE_MAX_BYTES), keeping one old file (<alias>.jsonl.1).`,
   async run(ctx) {
@@ -48,12 +56,32 @@ Traces are on unless the daemon runs with OSTK_TRACES=0; each file rotates at 1 
       events: { type: "string" },
       replay: { type: "boolean" },
       step: { type: "string" },
+      web: { type: "boolean" },
+      port: { type: "string" },
+      host: { type: "string" },
     }, true);
     if (values.help) {
       out(helpText(inspectCommand));
       return EXIT.ok;
     }
     const usage = (m: string) => new OstkError("usage", m, {}, "see 'ostk inspect --help'");
+    if (values.web) {
+      if (positionals.length > 1) throw usage("--web takes at most one alias");
+      const port = values.port === undefined ? 0 : count("--port", values.port);
+      if (port > 65535) throw usage("--port must be at most 65535");
+      const server = serveInspectWeb({
+        paths: await locateProject(ctx.cwd),
+        hostname: values.host ?? "127.0.0.1",
+        port,
+        format: (e) => formatEntry(e),
+      });
+      const alias = positionals[0];
+      out(
+        `ostk inspect: serving ${server.url}${alias ? `?alias=${encodeURIComponent(alias)}` : ""}`,
+      );
+      await server.finished;
+      return EXIT.ok;
+    }
     if (positionals.length !== 1) throw usage("expected 'machines' or one alias");
     if (positionals[0] === "machines") {
       out(renderMachines(values.machine ?? "all", values.format ?? "mermaid").trimEnd());
