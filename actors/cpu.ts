@@ -11,6 +11,7 @@ import { CommandCpu, isAgentLeader } from "./cpu_command.ts";
 import { ScriptCpu } from "./cpu_script.ts";
 import { WorkerScriptCpu } from "./cpu_worker.ts";
 import { ModelCpu } from "./llm/mod.ts";
+import type { RetryInfo } from "./llm/_http.ts";
 import type {
   CpuExitReason,
   CpuRunnerEvent,
@@ -68,6 +69,8 @@ export interface CpuDeps {
   scriptIsolation?: "worker" | "in-process";
   /** The project root, where a model CPU keeps its messages and handoff (default: found from cwd). */
   projectRoot?: string;
+  /** Each retry of a model CPU's provider call (default: a line on the session's stderr). */
+  onRetry?: (info: RetryInfo) => void | Promise<void>;
 }
 
 /**
@@ -98,7 +101,9 @@ export function createCpu(spec: CpuSpec, deps: CpuDeps): Cpu {
     if (!deps.socketPath) throw new Error("createCpu: a command CPU needs deps.socketPath");
     return new CommandCpu(spec, { socketPath: deps.socketPath });
   }
-  if (spec.kind === "model") return new ModelCpu(spec, { root: deps.projectRoot });
+  if (spec.kind === "model") {
+    return new ModelCpu(spec, { root: deps.projectRoot, onRetry: deps.onRetry });
+  }
   return deps.scriptIsolation === "in-process" ? new ScriptCpu(spec) : new WorkerScriptCpu(spec);
 }
 
@@ -110,6 +115,8 @@ export interface CpuRunnerDeps extends CpuDeps {
   now(): number;
   /** Where a CPU's output lines go (the daemon logs or streams them). */
   onOutput?(alias: string, stream: "stdout" | "stderr", line: string): void;
+  /** Each retry of a model session's provider call (the daemon audits it as `model.retry`). */
+  onModelRetry?(alias: string, info: RetryInfo): void | Promise<void>;
 }
 
 /**
@@ -136,7 +143,11 @@ export function cpuRunnerLogic(deps: CpuRunnerDeps) {
       };
       let cpu: Cpu;
       try {
-        cpu = createCpu(input.cpu, deps);
+        const onModelRetry = deps.onModelRetry;
+        cpu = createCpu(
+          input.cpu,
+          onModelRetry ? { ...deps, onRetry: (info) => onModelRetry(alias, info) } : deps,
+        );
       } catch (err) {
         sendBack({ type: "session.crashed", error: describe(err) });
         return;

@@ -13,11 +13,13 @@ import { Kernel } from "../kernel/tools.ts";
 import { acquireAnchor, type Anchor } from "./anchor.ts";
 import { ApprovalGate } from "./approval_gate.ts";
 import { AuditTail } from "./audit_tail.ts";
+import { DriverSupervisor } from "./driver_supervisor.ts";
 import { serveSocket } from "./listener.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./protocol.ts";
 import { rootMachine } from "./root_machine.ts";
 import { createRouter } from "./router.ts";
 import { SessionTable, type SessionThresholds } from "./session_table.ts";
+import { statelyForwarder } from "./stately.ts";
 import { type TraceRecorder, traceRecorderFor } from "./traces.ts";
 import { chooseSocketPath, recordSocketPath } from "./socket_path.ts";
 
@@ -30,8 +32,12 @@ export interface DaemonOptions {
   /** Session traces in .ostk/traces (default: on unless OSTK_TRACES=0); see traces.ts. */
   traces?: boolean;
   traceMaxBytes?: number;
+  /** Forward inspection events to a Stately inspector at this ws:// URL (see stately.ts). */
+  statelyInspect?: string;
   /** How long an approval question waits for the operator (default 60 s), then "no". */
   approvalTimeoutMs?: number;
+  /** Stop a demand-started driver after this long unused (default 5 min). */
+  driverIdleMs?: number;
 }
 
 /** Shared state the router, scheduler and sessions work on. */
@@ -49,6 +55,8 @@ export interface DaemonContext {
   root?: AnyActorRef;
   traces?: TraceRecorder;
   approvals: ApprovalGate;
+  /** HUMANFILE's MCP servers, started on first `driver/call`. */
+  drivers: DriverSupervisor;
   requestStop: () => void;
 }
 
@@ -117,6 +125,7 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
     tail,
     sessions: undefined as unknown as SessionTable,
     approvals: undefined as unknown as ApprovalGate,
+    drivers: new DriverSupervisor(paths, log, { idleMs: options.driverIdleMs }),
     requestStop: () => stopRequested(),
   };
   context.approvals = new ApprovalGate(context, options.approvalTimeoutMs);
@@ -136,6 +145,8 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
   const listening = new Promise<void>((resolve) => (ready = resolve));
   const route = createRouter(context);
   const traces = context.traces = traceRecorderFor(paths, options);
+  const statelyUrl = options.statelyInspect ?? Deno.env.get("OSTK_STATELY_INSPECT");
+  const stately = statelyUrl ? statelyForwarder(statelyUrl) : undefined;
   const tickMs = options.tickMs ?? 1000;
   const root = createActor(
     rootMachine.provide({
@@ -159,6 +170,7 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
         }),
         drainAll: fromPromise<void>(async () => {
           await context.sessions.drainAll();
+          await context.drivers.stopAll();
           await log.append({ event: "daemon.stop", actor: "kernel", fields: { pid: Deno.pid } });
           await tail.poll();
         }),
@@ -173,7 +185,14 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
         },
       },
     }),
-    { inspect: traces?.observe },
+    {
+      inspect: stately
+        ? (event) => {
+          traces?.observe(event);
+          stately.observe(event);
+        }
+        : traces?.observe,
+    },
   );
   context.root = root;
   const done = new Promise<number>((resolve) => {
@@ -192,6 +211,7 @@ async function boot(paths: OstkPaths, anchor: Anchor, options: DaemonOptions) {
     });
   });
   const finish = () => {
+    stately?.stop();
     kernel.close();
     log.close();
     try {

@@ -17,6 +17,9 @@ import {
   withGrants,
 } from "../sandbox/mod.ts";
 import { METHODS, type SessionLimitsSchema, type SessionSandboxSchema } from "./protocol.ts";
+import { costUsd, modelInfo } from "./llm/prices.ts";
+import { parseModelSpec } from "./llm/provider.ts";
+import type { CpuSpec } from "./session_schema.ts";
 
 export type SessionLimits = z.infer<typeof SessionLimitsSchema>;
 export type SessionSandbox = z.infer<typeof SessionSandboxSchema>;
@@ -33,6 +36,29 @@ export type SettingsInput = z.infer<typeof SettingsInputSchema>;
 
 /** Script and command CPUs call no model, so each turn costs nothing; model CPUs will report. */
 export const SCRIPTED_SPEND_USD = 0;
+
+/**
+ * USD a session has spent: for a model CPU its tokens at the model's list price
+ * (actors/llm/prices.ts; an unpriced model counts 0), for script and command CPUs nothing.
+ *
+ * @example
+ * ```ts
+ * import { spendUsd } from "./limits.ts";
+ * const cpu = { kind: "model" as const, model: "anthropic:claude-sonnet-4" };
+ * console.assert(spendUsd(cpu, { in: 1_000_000, out: 0 }) === 3);
+ * console.assert(spendUsd({ kind: "script", script: "t.jsonl" }, { in: 9, out: 9 }) === 0);
+ * ```
+ */
+export function spendUsd(cpu: CpuSpec, tokens: { in: number; out: number }): number {
+  if (cpu.kind !== "model") return SCRIPTED_SPEND_USD;
+  let info;
+  try {
+    info = modelInfo(parseModelSpec(cpu.model), cpu.context_window);
+  } catch {
+    return 0; // a spec the provider layer refuses never ran a call
+  }
+  return costUsd(info, { input_tokens: tokens.in, output_tokens: tokens.out });
+}
 
 /** What the daemon holds for one session besides its machine. */
 export interface SessionSettings {
@@ -202,6 +228,8 @@ export interface LimitHit {
 export interface Usage {
   turns: number;
   tokens: { in: number; out: number };
+  /** USD spent so far (see {@linkcode spendUsd}); absent = a scripted CPU's nothing per turn. */
+  usd?: number;
 }
 
 /**
@@ -230,7 +258,7 @@ export function limitHit(
     ["turns", usage.turns, limits.turns],
     ["tokens", usage.tokens.in + usage.tokens.out, limits.tokens],
     ["wall_clock", now - session.startedAt, limits.wall_clock_ms],
-    ["budget_usd", SCRIPTED_SPEND_USD * usage.turns, limits.budget_usd],
+    ["budget_usd", usage.usd ?? SCRIPTED_SPEND_USD * usage.turns, limits.budget_usd],
   ];
   for (const [limit, value, max] of checks) {
     if (max === undefined) continue;

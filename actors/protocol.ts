@@ -113,6 +113,14 @@ export const METHODS = {
     alias: alias.optional(),
     event_prefix: z.string().max(100).optional(),
   }),
+  "driver/call": z.strictObject({
+    name: z.string().min(1).max(100),
+    tool: z.string().min(1).max(200),
+    args: z.record(z.string(), z.unknown()).optional(),
+    as: alias.optional(),
+    timeout_ms: z.number().int().positive().optional(),
+  }),
+  "driver/list": z.strictObject({}),
   "daemon/status": z.strictObject({}),
   "daemon/stop": z.strictObject({}),
 } as const;

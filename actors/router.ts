@@ -45,6 +45,18 @@ export function createRouter(ctx: DaemonContext): Router {
         return Promise.resolve({ detached: true });
       case "client/subscribe":
         return subscribe(ctx, conn, params as MethodParams<"client/subscribe">);
+      case "driver/call": {
+        const p = params as MethodParams<"driver/call">;
+        return ctx.drivers.call(
+          p.name,
+          p.tool,
+          p.args ?? {},
+          p.as ?? conn.attached ?? "operator",
+          p.timeout_ms,
+        );
+      }
+      case "driver/list":
+        return Promise.resolve({ drivers: ctx.drivers.list() });
       case "daemon/status":
         return Promise.resolve(status(ctx));
       case "daemon/stop":

@@ -41,6 +41,9 @@ export const CpuSpecSchema = z.discriminatedUnion("kind", [
       "anthropic:<model>, openai:<model>, ollama:<model> or openai-compatible:<base-url>#<model>",
     ),
     task: z.string().optional().describe("the first user message"),
+    successor: z.literal("auto").optional().describe(
+      "LIMIT successor auto: after a drain with a handoff, a new session continues the task",
+    ),
     context_window: count.optional().describe("tokens; overrides actors/llm/prices.ts"),
     limits: z.strictObject({
       budget_usd: z.number().positive().optional(),

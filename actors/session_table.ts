@@ -14,6 +14,7 @@ import { isAgentLeader } from "./cpu_command.ts";
 import { procStat } from "../kernel/proc.ts";
 import type { DaemonContext } from "./daemon.ts";
 import { drainWriterLogic, readDrain } from "./drain.ts";
+import { handoffPath } from "./llm/handoff.ts";
 import { callKernel } from "./kernel_gate.ts";
 import {
   type LimitHit,
@@ -23,11 +24,11 @@ import {
   sandboxedArgv,
   sandboxedShell,
   sandboxRefusal,
-  SCRIPTED_SPEND_USD,
   type SessionSettings,
   settingsFields,
   settingsFor,
   settingsFromRow,
+  spendUsd,
 } from "./limits.ts";
 import type { MethodParams } from "./protocol.ts";
 import type { rootMachine } from "./root_machine.ts";
@@ -97,6 +98,19 @@ export class SessionTable {
           now: Date.now,
           onOutput: (alias, stream, line) => {
             for (const fn of this.#entries.get(alias)?.outputs ?? []) fn(stream, line);
+          },
+          onModelRetry: (alias, r) => {
+            this.#append("model.retry", {
+              session: alias,
+              attempt: r.attempt,
+              status: r.status ?? null,
+              wait_ms: r.delay_ms,
+              reason: r.reason,
+            });
+            const line = `[llm] retry ${r.attempt} (${r.reason}${
+              r.status ? ` ${r.status}` : ""
+            }) in ${r.delay_ms} ms`;
+            for (const fn of this.#entries.get(alias)?.outputs ?? []) fn("stderr", line);
           },
         }),
         drainWriter: drainWriterLogic({
@@ -253,13 +267,55 @@ export class SessionTable {
         reason: entry.exitReason,
         ...(snap.context.exit?.code !== undefined ? { code: snap.context.exit.code } : {}),
         turns: snap.context.turns,
-        // Recorded for budgeted sessions: script and command CPUs spend nothing.
-        ...(entry.settings.limits.budget_usd !== undefined
-          ? { spend_usd: SCRIPTED_SPEND_USD }
+        // Recorded for budgeted and model sessions: script and command CPUs spend nothing.
+        ...(entry.settings.limits.budget_usd !== undefined || entry.cpu.kind === "model"
+          ? { spend_usd: spendUsd(entry.cpu, snap.context.tokens) }
           : {}),
       });
+      if (entry.exitReason === "done") {
+        this.#successor(entry).catch((err) =>
+          console.error(`ostk listen: successor of ${entry.alias}: ${(err as Error).message}`)
+        );
+      }
     }
     this.#startQueued();
+  }
+
+  /**
+   * `LIMIT successor auto`: a model session that ended by draining (its handoff note says it
+   * stopped on a full context window) is continued by a new session, `<name>-<n+1>`, whose task
+   * is the handoff note. A handoff written for a spent budget or other limit starts nothing.
+   */
+  async #successor(entry: Entry): Promise<void> {
+    if (entry.cpu.kind !== "model" || entry.cpu.successor !== "auto") return;
+    const path = handoffPath(this.#ctx.paths.root, entry.alias);
+    let note: string;
+    try {
+      note = await Deno.readTextFile(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    if (!/^- stopped: context window/m.test(note)) return;
+    const base = /^(.*)-\d+$/.exec(entry.alias)?.[1] ?? entry.alias;
+    const name = base.replace(/[^a-z0-9_]/g, "_").replace(/^[^a-z]+/, "") || "agent";
+    const s = entry.settings;
+    const next = await this.spawn({
+      name,
+      cpu: { ...entry.cpu, task: note },
+      revival: entry.revival,
+      limits: s.limits,
+      ...(s.explicit ? { permissions: s.permissions } : {}),
+      ...(s.tools.length ? { tools: s.tools } : {}),
+      ...(s.pin ? { pin: s.pin } : {}),
+      ...(s.sandbox ? { sandbox: s.sandbox } : {}),
+    });
+    await this.#ctx.log.append({
+      event: "session.successor",
+      actor: "kernel",
+      fields: { from: entry.alias, to: next.alias },
+    });
+    await this.#ctx.tail.poll();
   }
 
   /** A session that crashed (or whose heartbeat stopped) is handled by its revival policy. */
@@ -394,7 +450,8 @@ export class SessionTable {
     mode: "over" | "reached",
   ): LimitHit | undefined {
     if (entry.limitHit) return entry.limitHit;
-    const hit = limitHit(entry.settings, snap.context, mode);
+    const usd = spendUsd(entry.cpu, snap.context.tokens);
+    const hit = limitHit(entry.settings, { ...snap.context, usd }, mode);
     if (!hit) return undefined;
     entry.limitHit = hit;
     this.#append("session.limit", { session: entry.alias, ...hit });
@@ -473,6 +530,7 @@ export class SessionTable {
         last_seen: snap?.context.lastSeen ? new Date(snap.context.lastSeen).toISOString() : null,
         revival: e.revival,
         reason: e.state === "dead" ? e.exitReason ?? null : null,
+        spend_usd: spendUsd(e.cpu, snap?.context.tokens ?? { in: 0, out: 0 }),
       };
     });
   }

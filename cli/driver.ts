@@ -24,7 +24,9 @@ import {
   serveDriver,
   spawnDriver,
 } from "../drivers/outbound.ts";
+import type { DriverRuntime } from "../actors/driver_supervisor.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { tryConnect } from "./daemon_client.ts";
 
 const TIMEOUT_HELP =
   `  --timeout MS   give up on start-up or the call after MS (default ${DEFAULT_TIMEOUT_MS});
@@ -74,7 +76,24 @@ running = 'ostk driver serve' answers on its socket; failed = its last call or s
       out(helpText(driverListCommand));
       return EXIT.ok;
     }
-    const rows = await listDrivers(await locateProject(ctx.cwd));
+    const paths = await locateProject(ctx.cwd);
+    const rows = await listDrivers(paths);
+    // A running daemon knows the drivers it started: running (or restarting) and failed ones.
+    const client = await tryConnect(paths);
+    if (client) {
+      try {
+        const { drivers } = await client.request("driver/list", {}) as { drivers: DriverRuntime[] };
+        for (const row of rows) {
+          const live = drivers.find((d) => d.name === row.name);
+          if (!live) continue;
+          if (live.state === "failed") row.state = "failed";
+          else if (live.state !== "stopped") row.state = "running";
+          if (live.tools !== null) row.tools = live.tools;
+        }
+      } finally {
+        client.close();
+      }
+    }
     if (values.json) {
       outJson(rows);
       return EXIT.ok;
@@ -139,8 +158,10 @@ export const driverCallCommand: Command = {
   name: "driver call",
   summary: "Call one tool of a declared MCP server and print its answer.",
   usage: "driver call <name> <tool> ['<json args>'] [--json] [--timeout MS]",
-  help: `Reuses 'ostk driver serve <name>' when it runs; otherwise starts the server, initializes,
-calls the tool and stops the server. Audited as a driver.call row {server, tool, duration_ms,
+  help: `With a daemon running, the call goes through it: the daemon starts the server on first
+use (sandboxed: project read-only, private TMPDIR, no network), keeps it for later calls and
+stops it after --driver-idle-ms unused. Without one it reuses 'ostk driver serve <name>' when
+that runs; otherwise starts the server, initializes, calls the tool and stops the server. Audited as a driver.call row {server, tool, duration_ms,
 bytes, ok, via}.
 
   --json         print {server, tool, via, duration_ms, result} (the whole MCP result)
@@ -178,6 +199,23 @@ start, exited mid-call or timed out (nothing is left running); 2 usage error.`,
     const paths = await locateProject(ctx.cwd);
     const entry = await findDriver(paths, name);
     // Open the signed log first: a call that could not be audited is not made.
+    // A running daemon keeps the server connected between calls (and audits the call).
+    const client = await tryConnect(paths);
+    if (client) {
+      try {
+        const answer = await client.request("driver/call", {
+          name,
+          tool,
+          args,
+          ...(values.timeout !== undefined ? { timeout_ms: timeoutMs } : {}),
+        }) as { result: DriverToolResult; duration_ms: number; pid: number | null };
+        return print(name, tool, "daemon", answer.duration_ms, answer.result, values.json, {
+          pid: answer.pid,
+        });
+      } finally {
+        client.close();
+      }
+    }
     const log = await openSignedLog(paths);
     try {
       const { result, via, durationMs } = await auditedCall(
@@ -188,18 +226,30 @@ start, exited mid-call or timed out (nothing is left running); 2 usage error.`,
         args,
         timeoutMs,
       );
-      if (values.json) {
-        outJson({ server: name, tool, via, duration_ms: durationMs, result });
-      } else if (result.isError) {
-        err(`ostk: driver '${name}' tool '${tool}' answered an error:`);
-        err(renderResult(result));
-      } else out(renderResult(result));
-      return result.isError ? EXIT.refused : EXIT.ok;
+      return print(name, tool, via, durationMs, result, values.json);
     } finally {
       log.close();
     }
   },
 };
+
+function print(
+  name: string,
+  tool: string,
+  via: string,
+  durationMs: number,
+  result: DriverToolResult,
+  json: boolean | undefined,
+  extra: Record<string, unknown> = {},
+): number {
+  if (json) {
+    outJson({ server: name, tool, via, duration_ms: durationMs, ...extra, result });
+  } else if (result.isError) {
+    err(`ostk: driver '${name}' tool '${tool}' answered an error:`);
+    err(renderResult(result));
+  } else out(renderResult(result));
+  return result.isError ? EXIT.refused : EXIT.ok;
+}
 
 /** One call, timed and audited whether it succeeds or not. */
 async function auditedCall(
@@ -256,8 +306,8 @@ export const driverServeCommand: Command = {
   help: `Starts the server once and listens on .ostk/drivers/<name>.sock (mode 0600); each 'ostk
 driver call <name> …' connects there instead of starting the server again. Runs in the
 foreground until SIGINT/SIGTERM (exit 0) or until the server exits (exit 1, reason on stderr).
-Start and stop are audited (driver.serve, driver.stop). The daemon does not start drivers on
-demand yet.
+Start and stop are audited (driver.serve, driver.stop). A running daemon ('ostk listen') starts
+drivers on demand itself (sandboxed, project read-only) and 'driver call' goes through it.
 ${TIMEOUT_HELP}`,
   async run(ctx) {
     const { values, positionals } = parseFlags("driver serve", ctx.argv, {

@@ -12,7 +12,7 @@ export const listenCommand: Command = {
   name: "listen",
   summary: "Run the project's daemon (foreground; --background to detach once it answers).",
   usage:
-    "listen [--background] [--tick-ms N] [--stale-ms N] [--crashed-ms N] [--concurrency N] [--approval-timeout-ms N]",
+    "listen [--background] [--tick-ms N] [--stale-ms N] [--crashed-ms N] [--concurrency N] [--approval-timeout-ms N] [--driver-idle-ms N] [--stately-inspect URL]",
   help: `Takes .ostk/anchor.lock (a second daemon exits 1 with the holder's pid), serves JSON-RPC on
 .ostk/ostk.sock (mode 0600), revives sessions from the audit log and drain snapshots.
 SIGTERM/SIGINT drain every session and exit 0.
@@ -25,7 +25,12 @@ SIGTERM/SIGINT drain every session and exit 0.
   --concurrency N   sessions running at once; more are queued (default: number of cores)
   --approval-timeout-ms N
                     how long a session's approval question waits for the operator before it
-                    counts as "no" (default 60000)`,
+                    counts as "no" (default 60000)
+  --driver-idle-ms N
+                    stop a HUMANFILE driver started on demand after N ms unused (default 300000)
+  --stately-inspect ws://127.0.0.1:PORT
+                    also send every actor event to a Stately inspector (@statelyai/inspect)
+                    on loopback; OSTK_STATELY_INSPECT does the same`,
   async run(ctx) {
     const { values } = parseFlags("listen", ctx.argv, {
       background: { type: "boolean" },
@@ -34,6 +39,8 @@ SIGTERM/SIGINT drain every session and exit 0.
       "crashed-ms": { type: "string" },
       concurrency: { type: "string" },
       "approval-timeout-ms": { type: "string" },
+      "stately-inspect": { type: "string" },
+      "driver-idle-ms": { type: "string" },
     });
     if (values.help) {
       out(helpText(listenCommand));
@@ -44,11 +51,14 @@ SIGTERM/SIGINT drain every session and exit 0.
     const crashedMs = intFlag("--crashed-ms", values["crashed-ms"], 10);
     const concurrency = intFlag("--concurrency", values.concurrency, 1);
     const approvalTimeoutMs = intFlag("--approval-timeout-ms", values["approval-timeout-ms"], 1);
+    const driverIdleMs = intFlag("--driver-idle-ms", values["driver-idle-ms"], 1);
     const extra = [
       ...(staleMs ? ["--stale-ms", String(staleMs)] : []),
       ...(crashedMs ? ["--crashed-ms", String(crashedMs)] : []),
       ...(concurrency ? ["--concurrency", String(concurrency)] : []),
       ...(approvalTimeoutMs ? ["--approval-timeout-ms", String(approvalTimeoutMs)] : []),
+      ...(values["stately-inspect"] ? ["--stately-inspect", values["stately-inspect"]] : []),
+      ...(driverIdleMs ? ["--driver-idle-ms", String(driverIdleMs)] : []),
     ];
     const paths = await locateProject(ctx.cwd);
     if (values.background) {
@@ -60,6 +70,8 @@ SIGTERM/SIGINT drain every session and exit 0.
       tickMs,
       concurrency,
       approvalTimeoutMs,
+      statelyInspect: values["stately-inspect"],
+      driverIdleMs,
       thresholds: {
         ...(staleMs ? { staleMs } : {}),
         ...(crashedMs ? { crashedMs } : {}),

@@ -26,6 +26,7 @@ import { inspectCommand } from "./inspect.ts";
 import { learnCommand } from "./learn.ts";
 import { logCommand } from "./log.ts";
 import { mcpCommand } from "./mcp.ts";
+import { nudgeCommand } from "./nudge.ts";
 import { recoverCommand } from "./recover.ts";
 import { runAgentCommand } from "./run_agent.ts";
 import { sandboxCheckCommand, sandboxExecCommand, sandboxHelperCommand } from "./sandbox.ts";
@@ -52,6 +53,7 @@ export const COMMANDS: readonly Command[] = [
   runAgentCommand,
   approveCommand,
   killCommand,
+  nudgeCommand,
   attachCommand,
   inspectCommand,
   topCommand,

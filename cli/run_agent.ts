@@ -135,7 +135,12 @@ export async function planRun(
   let cpu: CpuSpec;
   if (from.value.kind === "model") {
     // The model CPU runs the agent loop itself (actors/llm/); the provider is chosen by prefix.
-    cpu = { kind: "model", model: from.value.model, task };
+    cpu = {
+      kind: "model",
+      model: from.value.model,
+      task,
+      ...(spec.limits.successor?.value === "auto" ? { successor: "auto" as const } : {}),
+    };
   } else if (from.value.kind === "script") {
     cpu = { kind: "script", script: resolveFrom(root, from.value.script) };
   } else {

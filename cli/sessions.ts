@@ -17,6 +17,8 @@ export interface PsRow {
   turns: number;
   last_seen: string | null;
   revival: string;
+  /** Model sessions: USD spent so far (tokens × list price); 0 for script and command CPUs. */
+  spend_usd?: number;
 }
 
 async function withDaemon<T>(
@@ -101,12 +103,15 @@ export const pstreeCommand: Command = {
 export const spawnCommand: Command = {
   name: "spawn",
   summary: "Start a session: a script transcript or an external agent command.",
-  usage: "spawn <name|alias> --cpu script --script FILE | --cpu command -- CMD [ARGS...]",
+  usage:
+    "spawn <name|alias> --cpu script --script FILE | --cpu command -- CMD [ARGS...] | --cpu model --model PROVIDER:MODEL [--task TEXT]",
   help:
     `The first argument is a name (an alias <name>-<n> is issued) or, with --alias, the exact alias.
 
-  --cpu script|command   what the session runs
+  --cpu script|command|model   what the session runs
   --script FILE          transcript for --cpu script (fixtures/agents/*.jsonl format)
+  --model PROVIDER:MODEL for --cpu model, e.g. anthropic:claude-sonnet-4 or ollama:qwen3
+  --task TEXT            for --cpu model: the first user message
   --revival POLICY       revive (default), reap or ask: what to do after a crash
   --alias                treat the first argument as the exact alias
   --json                 print {"alias": ..., "state": ...}`,
@@ -117,6 +122,8 @@ export const spawnCommand: Command = {
     const { values, positionals } = parseFlags("spawn", own, {
       cpu: { type: "string" },
       script: { type: "string" },
+      model: { type: "string" },
+      task: { type: "string" },
       revival: { type: "string" },
       alias: { type: "boolean" },
       json: { type: "boolean" },
@@ -135,7 +142,19 @@ export const spawnCommand: Command = {
     } else if (values.cpu === "command") {
       if (command.length === 0) throw usage("--cpu command needs '-- CMD [ARGS...]'");
       cpu = { kind: "command" as const, command, cwd: ctx.cwd };
-    } else throw usage("--cpu must be 'script' or 'command'");
+    } else if (values.cpu === "model") {
+      if (!values.model || !/^[a-z][a-z-]*:.+/.test(values.model)) {
+        throw usage("--cpu model needs --model PROVIDER:MODEL (e.g. anthropic:claude-sonnet-4)");
+      }
+      cpu = {
+        kind: "model" as const,
+        model: values.model,
+        ...(values.task !== undefined ? { task: values.task } : {}),
+      };
+    } else throw usage("--cpu must be 'script', 'command' or 'model'");
+    if (values.cpu !== "model" && (values.model !== undefined || values.task !== undefined)) {
+      throw usage("--model and --task go with --cpu model");
+    }
     const revival = values.revival;
     if (revival !== undefined && !["revive", "reap", "ask"].includes(revival)) {
       throw usage("--revival must be revive, reap or ask");

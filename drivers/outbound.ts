@@ -52,6 +52,10 @@ export interface DriverConnection {
   via: "spawn" | "serve";
   /** The last lines the server wrote to stderr (spawned servers only). */
   stderrTail(): string;
+  /** The spawned server's pid (spawned servers only). */
+  pid?: number;
+  /** The spawned server's exit code once it has exited (null for a signal or unknown). */
+  exitCode?(): number | null;
   /** Resolves when the connection (for a spawned server: the process) is gone. */
   exited: Promise<void>;
   /**
@@ -160,8 +164,10 @@ export async function spawnDriver(
   entry: DriverEntry,
   cwd: string,
   timeoutMs = DEFAULT_TIMEOUT_MS,
+  wrap?: (argv: string[]) => string[],
 ): Promise<DriverConnection> {
-  const [command, ...args] = entry.command;
+  // `wrap` runs the server under something else (the sandbox helper, which execs in place).
+  const [command, ...args] = wrap ? wrap(entry.command) : entry.command;
   const transport = new StdioClientTransport({
     command,
     args,
@@ -186,6 +192,7 @@ export async function spawnDriver(
     client,
     via: "spawn",
     stderrTail: () => tail,
+    exitCode: () => code,
     exited,
     async close(kill = false) {
       const pid = transport.pid;
@@ -204,8 +211,14 @@ export async function spawnDriver(
       }
     },
   };
+  let code: number | null = null;
   try {
     await client.connect(transport, { timeout: timeoutMs });
+    conn.pid = transport.pid ?? undefined;
+    // The SDK drops the exit code; its child process object still reports it.
+    (transport as unknown as {
+      _process?: { on(event: "exit", fn: (c: number | null) => void): void };
+    })._process?.on("exit", (c) => void (code = c));
   } catch (err) {
     await conn.close(true);
     throw describeFailure(entry.name, "start-up", err, timeoutMs, conn.stderrTail());

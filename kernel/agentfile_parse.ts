@@ -35,6 +35,7 @@ import {
   PlainNameValue,
   RevivalPolicySchema,
   type Source,
+  SuccessorSchema,
   TOOL_CLASSES,
   ToolClassSchema,
   type ToolPattern,
@@ -411,6 +412,8 @@ function parseLimit(words: Word[], keyword: Word, bad: Bad, value: Value): Limit
       return { key, value: value(WallClockValue, w, what) };
     case "permissions":
       return { key, value: value(PermissionModeSchema, w, what, PermissionModeSchema.options) };
+    case "successor":
+      return { key, value: value(SuccessorSchema, w, what, SuccessorSchema.options) };
     default:
       return {
         key: "revival_policy",

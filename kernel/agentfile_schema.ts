@@ -51,6 +51,8 @@ export type PermissionMode = z.infer<typeof PermissionModeSchema>;
 export const IsolationSchema = z.enum(["none", "landlock", "seatbelt", "docker", "firecracker"]);
 export type Isolation = z.infer<typeof IsolationSchema>;
 export const RevivalPolicySchema = z.enum(["revive", "reap", "ask"]);
+/** `LIMIT successor auto`: a model session that drains with a handoff is continued by a new one. */
+export const SuccessorSchema = z.enum(["auto", "none"]);
 
 /** `LIMIT <key>`: keys taking one number, one word, or a list. */
 export const NUMERIC_LIMITS = ["budget_usd", "turns", "wall_clock", "tokens"] as const;
@@ -60,6 +62,7 @@ export const LIMIT_KEYS = [
   "permissions",
   ...LIST_LIMITS,
   "revival_policy",
+  "successor",
 ] as const;
 export type LimitKey = typeof LIMIT_KEYS[number];
 
@@ -153,6 +156,7 @@ export const LimitSchema = z.discriminatedUnion("key", [
   z.strictObject({ key: z.literal("read-path"), value: z.array(z.string()).min(1) }),
   z.strictObject({ key: z.literal("net"), value: z.array(z.string()).min(1) }),
   z.strictObject({ key: z.literal("revival_policy"), value: RevivalPolicySchema }),
+  z.strictObject({ key: z.literal("successor"), value: SuccessorSchema }),
 ]);
 export type Limit = z.infer<typeof LimitSchema>;
 
@@ -211,6 +215,7 @@ export const ResolvedSpecSchema = z.strictObject({
     wall_clock: sourced(positive.int()).optional().describe("milliseconds"),
     permissions: sourced(PermissionModeSchema).optional(),
     revival_policy: sourced(RevivalPolicySchema).optional(),
+    successor: sourced(SuccessorSchema).optional(),
     "write-path": z.array(sourced(z.string())).optional(),
     "read-path": z.array(sourced(z.string())).optional(),
     net: z.array(sourced(z.string())).optional(),

@@ -1,8 +1,13 @@
 /**
  * The digest envelope: at most five short lines after every tool response, telling the caller
  * what moved in the project since it last looked. Same state and clock → same bytes.
+ *
+ * Nudges (kernel/nudge.ts) are the one exception to the five-line cap: each pending nudge adds
+ * one `[nudge] from=<alias>: <text>` line after the status lines. They are messages, not
+ * status, and are delivered once, so they are never cut to fit.
  */
 import type { FoldState } from "./fold.ts";
+import { nudgeLine } from "./nudge.ts";
 
 /** What the caller's harness knows of its context window, when it tells the kernel. */
 export interface ContextBudget {
@@ -16,6 +21,8 @@ export interface DigestInput {
   reader: string;
   nowMs: number;
   budget?: ContextBudget;
+  /** Nudges delivered with this response: one line each, beyond the five status lines. */
+  nudges?: { from: string; text: string }[];
 }
 
 const MAX_FILES = 3;
@@ -66,6 +73,7 @@ export function renderDigest(input: DigestInput): string {
     const pct = Math.round((100 * input.budget.used) / Math.max(1, input.budget.limit));
     lines.push(`[meminfo] context ${input.budget.used}/${input.budget.limit} tokens (${pct}%)`);
   }
+  for (const n of input.nudges ?? []) lines.push(nudgeLine(n));
   return lines.join("\n");
 }
 

@@ -33,6 +33,15 @@ export const ShellArgs = z.strictObject({
   timeout_s: z.number().positive().max(3600).optional(),
 });
 
+export const NudgeArgs = z.strictObject({
+  to: z.string().regex(/^[a-z][a-z0-9_-]*$/, "to must be an agent alias").describe(
+    "the alias of the agent to nudge",
+  ),
+  text: z.string().min(1, "text must not be empty").max(2000).describe(
+    "the message; it reaches the agent with its next tool response",
+  ),
+});
+
 /** Tool name → its argument schema. */
 export const TOOL_SCHEMAS = {
   "file:read": FileReadArgs,
@@ -40,6 +49,7 @@ export const TOOL_SCHEMAS = {
   "file:write": FileWriteArgs,
   "file:create": FileCreateArgs,
   shell: ShellArgs,
+  nudge: NudgeArgs,
 } as const;
 
 export type ToolName = keyof typeof TOOL_SCHEMAS;
@@ -48,3 +58,4 @@ export type FileEditArgs = z.infer<typeof FileEditArgs>;
 export type FileWriteArgs = z.infer<typeof FileWriteArgs>;
 export type FileCreateArgs = z.infer<typeof FileCreateArgs>;
 export type ShellArgs = z.infer<typeof ShellArgs>;
+export type NudgeArgs = z.infer<typeof NudgeArgs>;

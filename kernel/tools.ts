@@ -13,6 +13,7 @@ import { OstkError } from "./errors.ts";
 import { countMatches, replaceText, safeDecode } from "./text_edit.ts";
 import { pick, staleError, type ToolError, toToolError } from "./tool_errors.ts";
 import { FoldCache } from "./fold_cache.ts";
+import { appendNudge, nudgeRefusal, takeNudges } from "./nudge.ts";
 import { contentHash, GenTable, readShadow } from "./gen_table.ts";
 import { hotPr } from "./hot_pr.ts";
 import type { Signer } from "./identity.ts";
@@ -24,6 +25,7 @@ import {
   type FileEditArgs,
   type FileReadArgs,
   type FileWriteArgs,
+  type NudgeArgs,
   type ShellArgs,
   TOOL_SCHEMAS,
   type ToolName,
@@ -142,11 +144,13 @@ export class Kernel {
       if (!(err instanceof OstkError)) throw err;
       response = { ok: false, tool, error: toToolError(err), digest: "" };
     }
+    const nudges = await this.#deliverNudges(caller.alias);
     response.digest = renderDigest({
       state: await this.#fold.refresh(),
       reader: caller.alias,
       nowMs: this.#now(),
       budget: caller.budget,
+      nudges,
     });
     return response;
   }
@@ -163,7 +167,50 @@ export class Kernel {
         return this.#write(tool, args as FileCreateArgs, caller, "create");
       case "shell":
         return this.#shell(args as ShellArgs, caller);
+      case "nudge":
+        return this.#nudge(args as NudgeArgs, caller);
     }
+  }
+
+  /** Queue a nudge for a live (or session-less) known alias; anything else is refused. */
+  async #nudge(args: NudgeArgs, caller: Caller): Promise<Record<string, unknown>> {
+    const why = nudgeRefusal(await this.#fold.refresh(), args.to);
+    if (why) {
+      throw new OstkError(
+        why.startsWith("unknown") ? "not_found" : "conflict",
+        `nudge: ${why}`,
+        {},
+        "see 'ostk ps' and 'ostk alias'",
+      );
+    }
+    const bytes = await appendNudge(this.paths.dir, args.to, {
+      from: caller.alias,
+      text: args.text,
+      ts: new Date(this.#now()).toISOString(),
+    });
+    await this.#log.append({
+      event: "nudge.send",
+      actor: caller.alias,
+      fields: {
+        ...(caller.callId ? { call_id: caller.callId } : {}),
+        to: args.to,
+        from: caller.alias,
+        bytes,
+      },
+    });
+    return { to: args.to, queued: true, bytes };
+  }
+
+  /** Take the caller's pending nudges for this response's digest; the delivery is audited. */
+  async #deliverNudges(alias: string) {
+    const nudges = await takeNudges(this.paths.dir, alias);
+    if (nudges.length === 0) return undefined;
+    await this.#log.append({
+      event: "nudge.deliver",
+      actor: "kernel",
+      fields: { to: alias, count: nudges.length },
+    });
+    return nudges;
   }
 
   /** Resolve inside the root and apply pin caps; a denial is audited as `policy.deny`. */

@@ -15,6 +15,8 @@ const DESCRIPTIONS: Record<ToolName, string> = {
   "file:write": "Replace a whole file's content. Pass expected_gen when replacing a file you read.",
   "file:create": "Create a new file; fails if it exists.",
   shell: "Run a shell command in the project (sandboxed); returns exit code and output.",
+  nudge:
+    "Leave a short message for another agent (by alias); it reads it with its next tool response.",
 };
 
 /** The wire name of a kernel tool: `file:read` → `file_read`. */

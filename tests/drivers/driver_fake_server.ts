@@ -1,7 +1,8 @@
 /**
  * A tiny MCP server for the outbound driver tests (not a test itself). `echo` answers, `crash`
  * exits the process in the middle of the call, `hang` never answers and ignores SIGTERM (only
- * SIGKILL ends it). With FAKE_PID_FILE set, it writes its pid there on start.
+ * SIGKILL ends it); `pid`, `read` and `write` probe the sandbox. With FAKE_PID_FILE set, it
+ * writes its pid there on start.
  */
 // The SDK's "./*" export points types at `x.js.d.ts`; @ts-types names the real declarations.
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
@@ -18,6 +19,34 @@ if (import.meta.main) {
     "echo",
     { description: "echo", inputSchema: { text: z.string() } },
     ({ text }) => ({ content: [{ type: "text", text: `echo: ${text}` }] }),
+  );
+  server.registerTool("pid", { description: "this server's pid" }, () => ({
+    content: [{ type: "text", text: String(Deno.pid) }],
+  }));
+  server.registerTool(
+    "write",
+    { description: "write a file", inputSchema: { path: z.string(), text: z.string() } },
+    async ({ path, text }) => {
+      try {
+        // `$TMPDIR/…` names a file in the server's own temp dir.
+        const file = path.replace(/^\$TMPDIR/, Deno.env.get("TMPDIR") ?? "/tmp");
+        await Deno.writeTextFile(file, text);
+        return { content: [{ type: "text", text: file }] };
+      } catch (err) {
+        return { content: [{ type: "text", text: String(err) }], isError: true };
+      }
+    },
+  );
+  server.registerTool(
+    "read",
+    { description: "read a file", inputSchema: { path: z.string() } },
+    async ({ path }) => {
+      try {
+        return { content: [{ type: "text", text: await Deno.readTextFile(path) }] };
+      } catch (err) {
+        return { content: [{ type: "text", text: String(err) }], isError: true };
+      }
+    },
   );
   server.registerTool("crash", { description: "exit mid-call" }, () => {
     console.error("fake: crashing on purpose");

@@ -117,6 +117,7 @@ for (const wire of WIRES) {
           "file_edit",
           "file_read",
           "file_write",
+          "nudge",
           "shell",
         ]);
         // The model read the file's text and the digest in its next request.
