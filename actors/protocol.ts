@@ -43,6 +43,8 @@ export const CpuSpecSchema = z.discriminatedUnion("kind", [
       turns: z.number().int().nonnegative().optional(),
       wall_clock_ms: z.number().int().nonnegative().optional(),
     }).optional(),
+    /** `LIMIT successor auto`: start a successor from a context-full handoff. */
+    successor: z.literal("auto").optional(),
   }),
 ]);
 

@@ -155,7 +155,12 @@ export class SessionTable {
     const refused = sandboxRefusal(p.sandbox);
     if (refused) throw new OstkError("permission", refused);
     const settings = await settingsFor(this.#ctx.paths.root, p, Date.now());
-    const alias = p.alias ?? await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
+    let alias = p.alias ?? await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
+    // An alias given explicitly at spawn has no agent.alias row, so the issuer cannot see it;
+    // issue again rather than reuse a name a session of this daemon already carries.
+    while (!p.alias && this.#entries.has(alias)) {
+      alias = await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
+    }
     const entry: Entry = {
       alias,
       cpu: p.cpu as CpuSpec,
