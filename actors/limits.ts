@@ -17,7 +17,7 @@ import {
   withGrants,
 } from "../sandbox/mod.ts";
 import { METHODS, type SessionLimitsSchema, type SessionSandboxSchema } from "./protocol.ts";
-import { costUsd, modelInfo } from "./llm/prices.ts";
+import { costUsd, type ModelInfo, modelInfo } from "./llm/prices.ts";
 import { parseModelSpec } from "./llm/provider.ts";
 import type { CpuSpec } from "./session_schema.ts";
 
@@ -49,11 +49,15 @@ export const SCRIPTED_SPEND_USD = 0;
  * console.assert(spendUsd({ kind: "script", script: "t.jsonl" }, { in: 9, out: 9 }) === 0);
  * ```
  */
-export function spendUsd(cpu: CpuSpec, tokens: { in: number; out: number }): number {
+export function spendUsd(
+  cpu: CpuSpec,
+  tokens: { in: number; out: number },
+  prices: Readonly<Record<string, ModelInfo>> = {},
+): number {
   if (cpu.kind !== "model") return SCRIPTED_SPEND_USD;
   let info;
   try {
-    info = modelInfo(parseModelSpec(cpu.model), cpu.context_window);
+    info = modelInfo(parseModelSpec(cpu.model), cpu.context_window, prices);
   } catch {
     return 0; // a spec the provider layer refuses never ran a call
   }

@@ -5,6 +5,7 @@
  */
 import type { Actor, AnyActorRef, SnapshotFrom } from "xstate";
 import { issueAlias } from "../kernel/alias.ts";
+import { type ModelInfo, readPriceOverrides } from "./llm/prices.ts";
 import type { AuditEntry } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
 import type { ShellSpawner } from "../kernel/shell.ts";
@@ -136,6 +137,16 @@ export class SessionTable {
       call: (tool, args, opts) =>
         callKernel(this.#ctx, tool, args, { alias, callId: opts?.callId }),
     };
+  }
+
+  /** The operator's PRICE lines; a HUMANFILE that does not parse prices nothing, loudly. */
+  #prices(): Record<string, ModelInfo> {
+    try {
+      return readPriceOverrides(this.#ctx.paths.root);
+    } catch (err) {
+      console.error(`ostk listen: ${(err as Error).message}`);
+      return {};
+    }
   }
 
   has(alias: string): boolean {
@@ -274,7 +285,7 @@ export class SessionTable {
         turns: snap.context.turns,
         // Recorded for budgeted and model sessions: script and command CPUs spend nothing.
         ...(entry.settings.limits.budget_usd !== undefined || entry.cpu.kind === "model"
-          ? { spend_usd: spendUsd(entry.cpu, snap.context.tokens) }
+          ? { spend_usd: spendUsd(entry.cpu, snap.context.tokens, this.#prices()) }
           : {}),
       });
       if (entry.exitReason === "done") {
@@ -455,7 +466,7 @@ export class SessionTable {
     mode: "over" | "reached",
   ): LimitHit | undefined {
     if (entry.limitHit) return entry.limitHit;
-    const usd = spendUsd(entry.cpu, snap.context.tokens);
+    const usd = spendUsd(entry.cpu, snap.context.tokens, this.#prices());
     const hit = limitHit(entry.settings, { ...snap.context, usd }, mode);
     if (!hit) return undefined;
     entry.limitHit = hit;
@@ -535,7 +546,7 @@ export class SessionTable {
         last_seen: snap?.context.lastSeen ? new Date(snap.context.lastSeen).toISOString() : null,
         revival: e.revival,
         reason: e.state === "dead" ? e.exitReason ?? null : null,
-        spend_usd: spendUsd(e.cpu, snap?.context.tokens ?? { in: 0, out: 0 }),
+        spend_usd: spendUsd(e.cpu, snap?.context.tokens ?? { in: 0, out: 0 }, this.#prices()),
       };
     });
   }

@@ -36,6 +36,12 @@ export const HUMANFILE_TEMPLATE = `# HUMANFILE — who runs this project and how
 # mcp: <name> <command ...>        an outbound MCP server agents may use
 # mcp: search npx -y some-mcp-server
 #
+# PRICE <model-prefix> <usd-in/Mtok> <usd-out/Mtok> [context-window]
+#                                  override a model's price for budgets, e.g.
+# PRICE claude-sonnet-4 3 15 200000
+#
+# SECRET <provider> env:<VAR> | cmd:<command>   where a model provider's API key comes from
+#
 # <key> <value>                    any other line is a preference, e.g.
 # editor vim
 `;

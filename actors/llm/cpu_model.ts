@@ -15,7 +15,7 @@ import { ProviderError } from "./errors.ts";
 import type { RetryInfo } from "./_http.ts";
 import { HANDOFF_PROMPT, writeHandoff } from "./handoff.ts";
 import { exceededLimit, nextPressure, type Pressure, type Spent } from "./lifecycle.ts";
-import { costUsd, modelInfo } from "./prices.ts";
+import { costUsd, modelInfo, readPriceOverrides } from "./prices.ts";
 import {
   type Message,
   type ModelProvider,
@@ -85,7 +85,11 @@ export class ModelCpu implements Cpu {
     const opts = this.#options;
     const now = opts.now ?? Date.now;
     const root = opts.root ?? await findRoot();
-    const info = modelInfo(parseModelSpec(spec.model), spec.context_window);
+    const info = modelInfo(
+      parseModelSpec(spec.model),
+      spec.context_window,
+      readPriceOverrides(root),
+    );
     const onRetry = opts.onRetry ?? ((r: RetryInfo) =>
       ctx.onOutput(
         "stderr",

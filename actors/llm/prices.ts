@@ -60,13 +60,16 @@ const UNKNOWN: ModelInfo = { contextWindow: 32_768, inPerMTok: 0, outPerMTok: 0,
 export function modelInfo(
   spec: Pick<ModelSpec, "provider" | "model">,
   contextWindow?: number,
+  overrides: Readonly<Record<string, ModelInfo>> = {},
 ): ModelInfo {
+  // The operator's PRICE lines win over the built-in table, prefix for prefix.
+  const table = { ...PRICES, ...overrides };
   let best: string | undefined;
-  for (const id of Object.keys(PRICES)) {
+  for (const id of Object.keys(table)) {
     if (spec.model.startsWith(id) && (best === undefined || id.length > best.length)) best = id;
   }
   const local = spec.provider === "ollama" || spec.provider === "openai-compatible";
-  const info = best !== undefined ? PRICES[best] : local ? { ...UNKNOWN, priced: true } : UNKNOWN;
+  const info = best !== undefined ? table[best] : local ? { ...UNKNOWN, priced: true } : UNKNOWN;
   return contextWindow !== undefined ? { ...info, contextWindow } : info;
 }
 
@@ -76,4 +79,46 @@ export function costUsd(
   usage: { input_tokens: number; output_tokens: number },
 ): number {
   return (usage.input_tokens * info.inPerMTok + usage.output_tokens * info.outPerMTok) / 1_000_000;
+}
+
+/**
+ * `PRICE <model-prefix> <usd-in-per-Mtok> <usd-out-per-Mtok> [context-window]` lines of a
+ * HUMANFILE, as overrides for {@linkcode modelInfo}. A malformed line is an error naming it:
+ * a budget computed from a price the operator mistyped would be silently wrong.
+ *
+ * @example
+ * ```ts
+ * import { parsePriceLines } from "./prices.ts";
+ * const o = parsePriceLines("PRICE my-model 1 2 64000\n", "HUMANFILE");
+ * console.assert(o["my-model"].outPerMTok === 2 && o["my-model"].contextWindow === 64000);
+ * ```
+ */
+export function parsePriceLines(text: string, file: string): Record<string, ModelInfo> {
+  const out: Record<string, ModelInfo> = {};
+  text.split("\n").forEach((raw, i) => {
+    const words = raw.replace(/#.*$/, "").trim().split(/\s+/);
+    if (words[0] !== "PRICE") return;
+    const [, model, inP, outP, window] = words;
+    const nums = [inP, outP].map(Number);
+    const cw = window === undefined ? 200_000 : Number(window);
+    if (!model || nums.some((n) => !Number.isFinite(n) || n < 0) || !(cw > 0)) {
+      throw new Error(
+        `${file}:${i + 1}: expected 'PRICE <model> <usd-in-per-Mtok> <usd-out-per-Mtok> ` +
+          `[context-window]', got '${raw.trim()}'`,
+      );
+    }
+    out[model] = row(cw, nums[0], nums[1]);
+  });
+  return out;
+}
+
+/** The PRICE overrides of a project's `.ostk/HUMANFILE` (none when it has no such lines). */
+export function readPriceOverrides(root: string): Record<string, ModelInfo> {
+  const file = `${root}/.ostk/HUMANFILE`;
+  try {
+    return parsePriceLines(Deno.readTextFileSync(file), file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return {};
+    throw err;
+  }
 }
