@@ -2,7 +2,11 @@
  * The daemon's driver supervisor: HUMANFILE's outbound MCP servers, started on first use, kept
  * connected for later calls, stopped after an idle time, and restarted with backoff when one
  * crashes (each crash audited as `driver.crash {server, code, restarts}`). Every server runs
- * under the sandbox: the project read-only (no project writes), a private TMPDIR, no network.
+ * under the sandbox of its caller: a session with a sandbox policy gets a process under that
+ * policy; the operator (or a session without one) gets the default, the project read-only (no
+ * project writes), no network. Either way the driver's own paths are readable and it has a
+ * private TMPDIR. One process runs per (driver, effective policy), each with its own idle stop
+ * and crash restart.
  */
 import type { AuditLog } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
@@ -36,6 +40,8 @@ export const DEFAULT_DRIVER_IDLE_MS = 5 * 60_000;
 /** One running (or failed) driver as `driver/list` reports it. */
 export interface DriverRuntime {
   name: string;
+  /** Whose policy the process runs under: the default (read-only project) or a session's. */
+  policy: "default" | "session";
   state: "starting" | "running" | "backoff" | "failed" | "stopped";
   pid: number | null;
   restarts: number;
@@ -46,6 +52,9 @@ export interface DriverRuntime {
 
 interface Slot {
   entry: DriverEntry;
+  /** The effective policy the process runs under, and where it came from. */
+  policy: SandboxPolicy;
+  origin: DriverRuntime["policy"];
   state: DriverRuntime["state"];
   conn?: DriverConnection;
   starting?: Promise<DriverConnection>;
@@ -61,8 +70,17 @@ interface Slot {
   stopping: boolean;
 }
 
-/** The sandbox a driver runs under: `base` with no writes inside the project, plus a TMPDIR. */
-export function driverPolicy(base: SandboxPolicy, root: string, entry: DriverEntry): SandboxPolicy {
+/**
+ * The sandbox a driver runs under: `base` plus read on the driver's own paths and a private
+ * TMPDIR. Writes inside the project are dropped unless `projectWrites` (a calling session's own
+ * policy, whose grants the driver inherits).
+ */
+export function driverPolicy(
+  base: SandboxPolicy,
+  root: string,
+  entry: DriverEntry,
+  projectWrites = false,
+): SandboxPolicy {
   const inside = (p: string) => p === root || p.startsWith(`${root}/`);
   // The program, its script and config files, and paths in its env words must be readable.
   const read = new Set(base.read);
@@ -78,7 +96,7 @@ export function driverPolicy(base: SandboxPolicy, root: string, entry: DriverEnt
   return {
     ...base,
     read: [...read],
-    write: base.write.filter((p) => !inside(p)),
+    write: projectWrites ? [...base.write] : base.write.filter((p) => !inside(p)),
     tmp: true,
   };
 }
@@ -102,16 +120,21 @@ export class DriverSupervisor {
     };
   }
 
-  /** Call `tool` on `name`, starting the driver when it is not running; audited driver.call. */
+  /**
+   * Call `tool` on `name`, starting the driver when it is not running; audited driver.call.
+   * `callerPolicy` is the calling session's sandbox policy (undefined: the default policy); the
+   * call goes to the process running under that effective policy.
+   */
   async call(
     name: string,
     tool: string,
     args: Record<string, unknown>,
     actor = "operator",
     timeoutMs = this.#opts.timeoutMs,
+    callerPolicy?: SandboxPolicy,
   ): Promise<{ result: DriverToolResult; pid: number | null; duration_ms: number; cold: boolean }> {
     const started = performance.now();
-    const slot = await this.#slot(name);
+    const slot = await this.#slot(name, callerPolicy);
     slot.busy++;
     let result: DriverToolResult | undefined;
     let failure: Error | undefined;
@@ -152,6 +175,7 @@ export class DriverSupervisor {
   list(): DriverRuntime[] {
     return [...this.#slots.values()].map((s) => ({
       name: s.entry.name,
+      policy: s.origin,
       state: s.state,
       pid: s.conn?.pid ?? null,
       restarts: s.restarts,
@@ -167,24 +191,29 @@ export class DriverSupervisor {
     await Promise.all([...this.#slots.values()].map((s) => this.#stop(s, "stopped")));
   }
 
-  async #slot(name: string): Promise<Slot> {
+  async #slot(name: string, callerPolicy: SandboxPolicy | undefined): Promise<Slot> {
     if (this.#closed) throw new OstkError("io", "the daemon is stopping");
-    let slot = this.#slots.get(name);
+    const root = this.#paths.root;
+    const entry = await findDriver(this.#paths, name);
+    const policy = callerPolicy
+      ? driverPolicy(callerPolicy, root, entry, true)
+      : driverPolicy(await defaultPolicy(root), root, entry);
+    const key = `${name}\0${policyKey(policy)}`;
+    let slot = this.#slots.get(key); // another call may have made it meanwhile
     if (!slot) {
-      const entry = await findDriver(this.#paths, name);
-      slot = this.#slots.get(name); // another call may have made it meanwhile
-      if (!slot) {
-        slot = {
-          entry,
-          state: "stopped",
-          restarts: 0,
-          tools: null,
-          lastUsed: Date.now(),
-          busy: 0,
-          stopping: false,
-        };
-        this.#slots.set(name, slot);
-      }
+      if (this.#closed) throw new OstkError("io", "the daemon is stopping");
+      slot = {
+        entry,
+        policy,
+        origin: callerPolicy ? "session" : "default",
+        state: "stopped",
+        restarts: 0,
+        tools: null,
+        lastUsed: Date.now(),
+        busy: 0,
+        stopping: false,
+      };
+      this.#slots.set(key, slot);
     }
     return slot;
   }
@@ -204,7 +233,7 @@ export class DriverSupervisor {
   async #start(slot: Slot): Promise<DriverConnection> {
     const { entry } = slot;
     const root = this.#paths.root;
-    const policy = driverPolicy(await defaultPolicy(root), root, entry);
+    const policy = slot.policy;
     removeAgentTmp(slot.tmpdir);
     const tmpdir = slot.tmpdir = makeAgentTmp();
     let conn: DriverConnection;
@@ -320,4 +349,23 @@ export class DriverSupervisor {
       });
     }, delay);
   }
+}
+
+/** A stable key for a policy: the same grants in any order give the same key. */
+function policyKey(policy: SandboxPolicy): string {
+  const sorted = (xs: string[]) => [...new Set(xs)].sort();
+  const net = typeof policy.net === "object"
+    ? {
+      connect: [...new Set(policy.net.connect)].sort((a, b) => a - b),
+      bind: [...new Set(policy.net.bind)].sort((a, b) => a - b),
+    }
+    : policy.net;
+  return JSON.stringify([
+    sorted(policy.read),
+    sorted(policy.write),
+    net,
+    policy.tmp,
+    policy.allow_metadata,
+    policy.allow_unsandboxed,
+  ]);
 }

@@ -47,12 +47,15 @@ export function createRouter(ctx: DaemonContext): Router {
         return subscribe(ctx, conn, params as MethodParams<"client/subscribe">);
       case "driver/call": {
         const p = params as MethodParams<"driver/call">;
+        const caller = p.as ?? conn.attached ?? "operator";
+        // The driver runs under the calling session's sandbox policy, if it has one.
         return ctx.drivers.call(
           p.name,
           p.tool,
           p.args ?? {},
-          p.as ?? conn.attached ?? "operator",
+          caller,
           p.timeout_ms,
+          ctx.sessions.settingsOf(caller)?.policy,
         );
       }
       case "driver/list":

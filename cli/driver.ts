@@ -84,11 +84,14 @@ running = 'ostk driver serve' answers on its socket; failed = its last call or s
       try {
         const { drivers } = await client.request("driver/list", {}) as { drivers: DriverRuntime[] };
         for (const row of rows) {
-          const live = drivers.find((d) => d.name === row.name);
-          if (!live) continue;
-          if (live.state === "failed") row.state = "failed";
-          else if (live.state !== "stopped") row.state = "running";
-          if (live.tools !== null) row.tools = live.tools;
+          // One process per caller policy: running when any is, failed when one failed.
+          const lives = drivers.filter((d) => d.name === row.name);
+          if (lives.length === 0) continue;
+          if (lives.some((d) => d.state !== "stopped" && d.state !== "failed")) {
+            row.state = "running";
+          } else if (lives.some((d) => d.state === "failed")) row.state = "failed";
+          const tools = lives.find((d) => d.tools !== null)?.tools;
+          if (tools !== undefined && tools !== null) row.tools = tools;
         }
       } finally {
         client.close();
