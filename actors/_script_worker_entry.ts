@@ -114,6 +114,9 @@ function serve(scope: typeof self): void {
       case "probe":
         probe(msg.write_path);
         break;
+      case "start_model":
+      case "probe_fetch":
+        break; // model worker messages (actors/llm/_model_worker_entry.ts)
     }
   };
 }

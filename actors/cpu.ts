@@ -11,6 +11,7 @@ import { CommandCpu, isAgentLeader } from "./cpu_command.ts";
 import { ScriptCpu } from "./cpu_script.ts";
 import { WorkerScriptCpu } from "./cpu_worker.ts";
 import { ModelCpu } from "./llm/mod.ts";
+import { WorkerModelCpu } from "./llm/cpu_model_worker.ts";
 import type { RetryInfo } from "./llm/_http.ts";
 import type {
   CpuExitReason,
@@ -63,7 +64,8 @@ export interface CpuDeps {
   /** The daemon's socket, handed to command CPUs as `OSTK_SOCKET`. Required for `command`. */
   socketPath?: string;
   /**
-   * Where a script CPU's loop runs. `worker` (the default) needs `--unstable-worker-options`;
+   * Where a script or model CPU's loop runs. `worker` (the default) needs
+   * `--unstable-worker-options`;
    * `in-process` is for hosts that cannot narrow a Worker's permissions.
    */
   scriptIsolation?: "worker" | "in-process";
@@ -102,7 +104,10 @@ export function createCpu(spec: CpuSpec, deps: CpuDeps): Cpu {
     return new CommandCpu(spec, { socketPath: deps.socketPath });
   }
   if (spec.kind === "model") {
-    return new ModelCpu(spec, { root: deps.projectRoot, onRetry: deps.onRetry });
+    const options = { root: deps.projectRoot, onRetry: deps.onRetry };
+    return deps.scriptIsolation === "in-process"
+      ? new ModelCpu(spec, options)
+      : new WorkerModelCpu(spec, options);
   }
   return deps.scriptIsolation === "in-process" ? new ScriptCpu(spec) : new WorkerScriptCpu(spec);
 }

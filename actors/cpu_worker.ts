@@ -11,7 +11,7 @@ import { z } from "zod";
 import { OstkError } from "../kernel/errors.ts";
 import type { ToolResponse } from "../kernel/tools.ts";
 import type { Cpu, CpuResult, CpuRunContext } from "./cpu.ts";
-import { TurnRecordSchema } from "./session_schema.ts";
+import { CpuSpecSchema, TurnRecordSchema } from "./session_schema.ts";
 
 /** How long an aborted worker may take to wind down before it is terminated. */
 const ABORT_GRACE_MS = 1000;
@@ -48,6 +48,20 @@ export const HostMessageSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("turn_failed"), id, message: z.string() }),
   z.strictObject({ type: z.literal("abort") }),
   z.strictObject({ type: z.literal("probe"), write_path: z.string() }),
+  /** Start the model CPU's loop (`actors/llm/_model_worker_entry.ts`); the host resolved the key. */
+  z.strictObject({
+    type: z.literal("start_model"),
+    alias: z.string(),
+    start_turn: z.number().int().nonnegative(),
+    root: z.string(),
+    spec: CpuSpecSchema,
+    api_key: z.string().optional(),
+    /** Only the base-URL variables the provider reads; the worker has no env access. */
+    env: z.record(z.string(), z.string()),
+    price_overrides: z.record(z.string(), z.unknown()),
+  }),
+  /** Ask a model worker to fetch `url` (the tests prove it may reach its provider only). */
+  z.strictObject({ type: z.literal("probe_fetch"), url: z.string() }),
 ]);
 export type HostMessage = z.infer<typeof HostMessageSchema>;
 
@@ -75,6 +89,27 @@ export const WorkerMessageSchema = z.discriminatedUnion("type", [
     permissions: z.record(z.string(), z.string()),
     write_error: z.string().nullable(),
     run_error: z.string().nullable(),
+  }),
+  z.strictObject({
+    type: z.literal("output"),
+    stream: z.enum(["stdout", "stderr"]),
+    line: z.string(),
+  }),
+  z.strictObject({
+    type: z.literal("retry"),
+    info: z.strictObject({
+      provider: z.string(),
+      attempt: z.number().int(),
+      reason: z.enum(["rate_limit", "server", "network"]),
+      status: z.number().int().optional(),
+      delay_ms: z.number(),
+      detail: z.string(),
+    }),
+  }),
+  z.strictObject({
+    type: z.literal("probe_fetch_result"),
+    permissions: z.record(z.string(), z.string()),
+    fetch_error: z.string().nullable(),
   }),
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;
@@ -168,7 +203,10 @@ export class WorkerScriptCpu implements Cpu {
             break;
           }
           case "probe_result":
-            break; // only answered to probeScriptWorker
+          case "probe_fetch_result":
+          case "output":
+          case "retry":
+            break; // not sent by a script worker's run
         }
       };
       worker.onerror = (e: ErrorEvent) => {
@@ -214,7 +252,7 @@ export function asToolResponse(response: WireToolResponse): ToolResponse {
 }
 
 /** A kernel response as the wire schema types it (ToolError has no index signature). */
-function toWire(response: ToolResponse): WireToolResponse {
+export function toWire(response: ToolResponse): WireToolResponse {
   return response as WireToolResponse;
 }
 
@@ -222,6 +260,6 @@ function absolute(path: string): string {
   return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

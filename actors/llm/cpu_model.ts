@@ -15,7 +15,7 @@ import { ProviderError } from "./errors.ts";
 import type { RetryInfo } from "./_http.ts";
 import { HANDOFF_PROMPT, writeHandoff } from "./handoff.ts";
 import { exceededLimit, nextPressure, type Pressure, type Spent } from "./lifecycle.ts";
-import { costUsd, modelInfo, readPriceOverrides } from "./prices.ts";
+import { costUsd, type ModelInfo, modelInfo, readPriceOverrides } from "./prices.ts";
 import {
   type Message,
   type ModelProvider,
@@ -43,6 +43,8 @@ export interface ModelCpuOptions {
   onRetry?: (info: RetryInfo) => void | Promise<void>;
   /** Each change of pressure state, with the share of the window the last call used. */
   onPressure?: (state: Pressure, share: number) => void;
+  /** PRICE overrides already read (a worker cannot read HUMANFILE); default: read from root. */
+  priceOverrides?: Record<string, ModelInfo>;
   system?: string;
   maxTokens?: number;
   now?: () => number;
@@ -88,7 +90,7 @@ export class ModelCpu implements Cpu {
     const info = modelInfo(
       parseModelSpec(spec.model),
       spec.context_window,
-      readPriceOverrides(root),
+      opts.priceOverrides ?? readPriceOverrides(root),
     );
     const onRetry = opts.onRetry ?? ((r: RetryInfo) =>
       ctx.onOutput(
@@ -313,7 +315,7 @@ export function renderResponse(response: ToolResponse): string {
   return response.digest ? `${body}\n\n${response.digest}` : body;
 }
 
-async function readHumanfile(root: string): Promise<string | undefined> {
+export async function readHumanfile(root: string): Promise<string | undefined> {
   try {
     return await Deno.readTextFile(`${root}/.ostk/HUMANFILE`);
   } catch (err) {

@@ -92,6 +92,33 @@ export interface ProviderOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * The base URL a provider calls: the spec's own for `openai-compatible`, else the
+ * `OSTK_*` override from `env`, else the public default.
+ */
+export function providerBaseUrl(
+  parsed: ModelSpec,
+  env: { get(name: string): string | undefined },
+): string {
+  switch (parsed.provider) {
+    case "anthropic":
+      return env.get("OSTK_ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com";
+    case "openai":
+      return env.get("OSTK_OPENAI_BASE_URL") ?? "https://api.openai.com/v1";
+    case "openai-compatible":
+      return parsed.baseUrl!;
+    case "ollama":
+      return env.get("OSTK_OLLAMA_HOST") ?? "http://127.0.0.1:11434";
+  }
+}
+
+/** The environment variables `providerFor` reads for base URLs. */
+export const BASE_URL_VARS = [
+  "OSTK_ANTHROPIC_BASE_URL",
+  "OSTK_OPENAI_BASE_URL",
+  "OSTK_OLLAMA_HOST",
+];
+
 const FORMS =
   "anthropic:<model>, openai:<model>, ollama:<model> or openai-compatible:<base-url>#<model>";
 
@@ -158,7 +185,7 @@ export function providerFor(spec: string, options: ProviderOptions = {}): ModelP
       return new AnthropicProvider({
         id,
         model: parsed.model,
-        baseUrl: env.get("OSTK_ANTHROPIC_BASE_URL") ?? "https://api.anthropic.com",
+        baseUrl: providerBaseUrl(parsed, env),
         key,
         http,
       });
@@ -166,7 +193,7 @@ export function providerFor(spec: string, options: ProviderOptions = {}): ModelP
       return new OpenAiProvider({
         id,
         model: parsed.model,
-        baseUrl: env.get("OSTK_OPENAI_BASE_URL") ?? "https://api.openai.com/v1",
+        baseUrl: providerBaseUrl(parsed, env),
         key,
         http,
         maxTokensField: "max_completion_tokens",
@@ -176,7 +203,7 @@ export function providerFor(spec: string, options: ProviderOptions = {}): ModelP
       return new OpenAiProvider({
         id,
         model: parsed.model,
-        baseUrl: parsed.baseUrl!,
+        baseUrl: providerBaseUrl(parsed, env),
         key,
         http,
         maxTokensField: "max_tokens",
@@ -186,7 +213,7 @@ export function providerFor(spec: string, options: ProviderOptions = {}): ModelP
       return new OllamaProvider({
         id,
         model: parsed.model,
-        baseUrl: env.get("OSTK_OLLAMA_HOST") ?? "http://127.0.0.1:11434",
+        baseUrl: providerBaseUrl(parsed, env),
         http,
       });
   }
