@@ -148,76 +148,97 @@ export class WorkerScriptCpu implements Cpu {
 
   run(ctx: CpuRunContext): Promise<CpuResult> {
     if (ctx.signal.aborted) return Promise.resolve({ reason: "aborted" });
-    const worker = spawnScriptWorker(this.script);
-    return new Promise<CpuResult>((resolve, reject) => {
-      let settled = false;
-      let graceTimer: ReturnType<typeof setTimeout> | undefined;
-      const post = (msg: HostMessage) => {
-        if (!settled) worker.postMessage(msg);
-      };
-      const finish = (settle: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(graceTimer);
-        ctx.signal.removeEventListener("abort", onAbort);
-        worker.terminate();
-        settle();
-      };
-      const fail = (err: Error) => finish(() => reject(err));
-      const onAbort = () => {
-        post({ type: "abort" });
-        // A worker stuck in a synchronous loop never answers; terminate it after a grace.
-        graceTimer = setTimeout(() => finish(() => resolve({ reason: "aborted" })), ABORT_GRACE_MS);
-      };
-
-      worker.onmessage = (e: MessageEvent) => {
-        const parsed = WorkerMessageSchema.safeParse(e.data);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          fail(new OstkError("bad_input", `script worker sent a bad message: ${issue.message}`));
-          return;
-        }
-        const msg = parsed.data;
-        switch (msg.type) {
-          case "ready":
-            ctx.onStart?.({});
-            break;
-          case "call":
-            ctx.kernel.call(msg.tool, msg.args, { callId: msg.call_id }).then(
-              (response) => post({ type: "call_result", id: msg.id, response: toWire(response) }),
-              (err) => post({ type: "call_failed", id: msg.id, message: describe(err) }),
-            );
-            break;
-          case "turn":
-            ctx.onTurn(msg.turn).then(
-              () => post({ type: "turn_saved", id: msg.id }),
-              (err) => post({ type: "turn_failed", id: msg.id, message: describe(err) }),
-            );
-            break;
-          case "done":
-            finish(() => resolve({ reason: msg.reason }));
-            break;
-          case "failed": {
-            const site = { file: msg.file, line: msg.line };
-            fail(new OstkError("bad_input", msg.message, site));
-            break;
-          }
-          case "probe_result":
-          case "probe_fetch_result":
-          case "output":
-          case "retry":
-            break; // not sent by a script worker's run
-        }
-      };
-      worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault(); // handled here; do not let it take the host down
-        fail(new Error(`script worker for ${this.script} failed: ${e.message}`));
-      };
-      worker.onmessageerror = () => fail(new Error("script worker sent an unreadable message"));
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
-      post({ type: "start", alias: ctx.alias, script: this.script, start_turn: ctx.startTurn });
+    return runCpuWorker(spawnScriptWorker(this.script), ctx, {
+      label: `script worker for ${this.script}`,
+      start: { type: "start", alias: ctx.alias, script: this.script, start_turn: ctx.startTurn },
+      failed: (msg) => new OstkError("bad_input", msg.message, { file: msg.file, line: msg.line }),
     });
   }
+}
+
+/** How one kind of CPU worker differs: its start message, its failures, its extra messages. */
+export interface CpuWorkerRun {
+  /** Names the worker in error messages. */
+  label: string;
+  start: HostMessage;
+  failed(msg: Extract<WorkerMessage, { type: "failed" }>): Error;
+  /** Messages beyond the shared protocol (a model worker's output and retries). */
+  other?(msg: WorkerMessage): void;
+}
+
+/**
+ * The host side of the CPU worker protocol, shared by the script and model CPUs: answer the
+ * worker's kernel calls and turns through `ctx`, relay abort (terminating a worker that does not
+ * answer within a grace), and settle with its outcome.
+ */
+export function runCpuWorker(
+  worker: Worker,
+  ctx: CpuRunContext,
+  kind: CpuWorkerRun,
+): Promise<CpuResult> {
+  return new Promise<CpuResult>((resolve, reject) => {
+    let settled = false;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const post = (msg: HostMessage) => {
+      if (!settled) worker.postMessage(msg);
+    };
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(graceTimer);
+      ctx.signal.removeEventListener("abort", onAbort);
+      worker.terminate();
+      settle();
+    };
+    const fail = (err: Error) => finish(() => reject(err));
+    const onAbort = () => {
+      post({ type: "abort" });
+      // A worker stuck in a synchronous loop never answers; terminate it after a grace.
+      graceTimer = setTimeout(() => finish(() => resolve({ reason: "aborted" })), ABORT_GRACE_MS);
+    };
+
+    worker.onmessage = (e: MessageEvent) => {
+      const parsed = WorkerMessageSchema.safeParse(e.data);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        fail(new OstkError("bad_input", `${kind.label} sent a bad message: ${issue.message}`));
+        return;
+      }
+      const msg = parsed.data;
+      switch (msg.type) {
+        case "ready":
+          ctx.onStart?.({});
+          break;
+        case "call":
+          ctx.kernel.call(msg.tool, msg.args, { callId: msg.call_id }).then(
+            (response) => post({ type: "call_result", id: msg.id, response: toWire(response) }),
+            (err) => post({ type: "call_failed", id: msg.id, message: describe(err) }),
+          );
+          break;
+        case "turn":
+          ctx.onTurn(msg.turn).then(
+            () => post({ type: "turn_saved", id: msg.id }),
+            (err) => post({ type: "turn_failed", id: msg.id, message: describe(err) }),
+          );
+          break;
+        case "done":
+          finish(() => resolve({ reason: msg.reason }));
+          break;
+        case "failed":
+          fail(kind.failed(msg));
+          break;
+        default:
+          kind.other?.(msg);
+      }
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault(); // handled here; do not let it take the host down
+      fail(new Error(`${kind.label} failed: ${e.message}`));
+    };
+    worker.onmessageerror = () => fail(new Error(`${kind.label} sent an unreadable message`));
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    post(kind.start);
+  });
 }
 
 /**

@@ -7,13 +7,12 @@
  * for the script CPU (the protocol's schemas live in `../cpu_worker.ts`). Needs
  * `--unstable-worker-options`.
  */
-import { OstkError } from "../../kernel/errors.ts";
 import { findRoot } from "../../kernel/layout.ts";
 import type { Cpu, CpuResult, CpuRunContext } from "../cpu.ts";
 import {
   describe,
   type HostMessage,
-  toWire,
+  runCpuWorker,
   type WorkerMessage,
   WorkerMessageSchema,
 } from "../cpu_worker.ts";
@@ -23,9 +22,6 @@ import { readHumanfile } from "./cpu_model.ts";
 import { readPriceOverrides } from "./prices.ts";
 import { BASE_URL_VARS, parseModelSpec, providerBaseUrl } from "./provider.ts";
 import { keySourceFor } from "./secrets.ts";
-
-/** How long an aborted worker may take to wind down before it is terminated. */
-const ABORT_GRACE_MS = 1000;
 
 /** What the host resolved for one model worker. */
 export interface ModelWorkerPlan {
@@ -105,86 +101,28 @@ export class WorkerModelCpu implements Cpu {
     const plan = await planModelWorker(this.spec, { root: this.#options.root });
     if (ctx.signal.aborted) return { reason: "aborted" };
     const onRetry = this.#options.onRetry;
-    const worker = spawnModelWorker(plan.root, plan.net);
-    return await new Promise<CpuResult>((resolve, reject) => {
-      let settled = false;
-      let graceTimer: ReturnType<typeof setTimeout> | undefined;
-      const post = (msg: HostMessage) => {
-        if (!settled) worker.postMessage(msg);
-      };
-      const finish = (settle: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(graceTimer);
-        ctx.signal.removeEventListener("abort", onAbort);
-        worker.terminate();
-        settle();
-      };
-      const fail = (err: Error) => finish(() => reject(err));
-      const onAbort = () => {
-        post({ type: "abort" });
-        graceTimer = setTimeout(() => finish(() => resolve({ reason: "aborted" })), ABORT_GRACE_MS);
-      };
-      worker.onmessage = (e: MessageEvent) => {
-        const parsed = WorkerMessageSchema.safeParse(e.data);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          fail(new OstkError("bad_input", `model worker sent a bad message: ${issue.message}`));
-          return;
-        }
-        const msg = parsed.data;
-        switch (msg.type) {
-          case "ready":
-            ctx.onStart?.({});
-            break;
-          case "call":
-            ctx.kernel.call(msg.tool, msg.args, { callId: msg.call_id }).then(
-              (response) => post({ type: "call_result", id: msg.id, response: toWire(response) }),
-              (err) => post({ type: "call_failed", id: msg.id, message: describe(err) }),
+    return await runCpuWorker(spawnModelWorker(plan.root, plan.net), ctx, {
+      label: `model worker for ${this.spec.model}`,
+      start: { ...plan.start, alias: ctx.alias, start_turn: ctx.startTurn },
+      failed: (msg) => new Error(msg.message),
+      other: (msg) => {
+        if (msg.type === "output") ctx.onOutput(msg.stream, msg.line);
+        else if (msg.type === "retry") {
+          if (onRetry) {
+            Promise.resolve(onRetry(msg.info)).catch((err) =>
+              ctx.onOutput("stderr", `[llm] retry hook failed: ${describe(err)}`)
             );
-            break;
-          case "turn":
-            ctx.onTurn(msg.turn).then(
-              () => post({ type: "turn_saved", id: msg.id }),
-              (err) => post({ type: "turn_failed", id: msg.id, message: describe(err) }),
+          } else {
+            const r = msg.info;
+            ctx.onOutput(
+              "stderr",
+              `[llm] retry ${r.attempt} (${r.reason}${
+                r.status ? ` ${r.status}` : ""
+              }) in ${r.delay_ms} ms`,
             );
-            break;
-          case "output":
-            ctx.onOutput(msg.stream, msg.line);
-            break;
-          case "retry":
-            if (onRetry) {
-              Promise.resolve(onRetry(msg.info)).catch((err) =>
-                ctx.onOutput("stderr", `[llm] retry hook failed: ${describe(err)}`)
-              );
-            } else {
-              const r = msg.info;
-              ctx.onOutput(
-                "stderr",
-                `[llm] retry ${r.attempt} (${r.reason}${
-                  r.status ? ` ${r.status}` : ""
-                }) in ${r.delay_ms} ms`,
-              );
-            }
-            break;
-          case "done":
-            finish(() => resolve({ reason: msg.reason }));
-            break;
-          case "failed":
-            fail(new Error(msg.message));
-            break;
-          case "probe_result":
-          case "probe_fetch_result":
-            break;
+          }
         }
-      };
-      worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        fail(new Error(`model worker for ${this.spec.model} failed: ${e.message}`));
-      };
-      worker.onmessageerror = () => fail(new Error("model worker sent an unreadable message"));
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
-      post({ ...plan.start, alias: ctx.alias, start_turn: ctx.startTurn });
+      },
     });
   }
 }
