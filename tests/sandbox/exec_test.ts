@@ -132,7 +132,11 @@ Deno.test(
         runOstk(scratch, ["sandbox", "exec", ...args], { cwd: proj });
       assert.equal((await ostk(["--", "sh", "-c", "echo a > src/a; exit 3"])).code, 3);
       assert.equal(await Deno.readTextFile(`${proj}/src/a`), "a\n");
+      // Denied means the file never appeared and the shell said why; the same command with
+      // --write is the control that shows it would have.
       const denied = await ostk(["--", "sh", "-c", `echo b > ${extra}/b`]);
+      await assert.rejects(Deno.stat(`${extra}/b`), Deno.errors.NotFound, "escaped the grant");
+      assert.match(denied.stderr, /Permission denied/);
       assert.notEqual(denied.code, 0);
       assert.equal(
         (await ostk(["--write", extra, "--", "sh", "-c", `echo b > ${extra}/b`])).code,
@@ -140,7 +144,23 @@ Deno.test(
       );
       assert.equal(await Deno.readTextFile(`${extra}/b`), "b\n");
       const noKernel = await ostk(["--", "sh", "-c", "echo x > .ostk/x"]);
+      await assert.rejects(Deno.stat(`${proj}/.ostk/x`), Deno.errors.NotFound, "wrote .ostk/");
+      assert.match(noKernel.stderr, /Permission denied/);
       assert.notEqual(noKernel.code, 0);
+      const kernelGranted = await ostk([
+        "--write",
+        `${proj}/.ostk`,
+        "--",
+        "sh",
+        "-c",
+        "echo x > .ostk/x",
+      ]);
+      assert.equal(kernelGranted.code, 0, kernelGranted.stderr);
+      assert.equal(
+        await Deno.readTextFile(`${proj}/.ostk/x`),
+        "x\n",
+        "control: .ostk/ with a grant",
+      );
       const usage = await ostk(["--write", `${scratch.dir}/missing`, "--", "true"]);
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /no such file or directory/);
