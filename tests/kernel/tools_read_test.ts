@@ -269,3 +269,86 @@ Deno.test("bypass: a write over an edit made around the kernel adopts it first",
     assert.equal(detected[0].hash, await contentHash(new TextEncoder().encode("outside\n")));
   });
 });
+
+// --- 304 after a change made by hand: the content hash decides, never the gen or the mtime ----
+
+const HAND_EDITS = [
+  { size: "same size", before: "version one\n", after: "version two\n" },
+  { size: "another size", before: "version one\n", after: "version two, longer\n" },
+] as const;
+
+/** Change `abs` by hand to `text`; with `keepMtime`, put the old mtime (and atime) back. */
+async function editByHand(abs: string, text: string, keepMtime: boolean): Promise<void> {
+  const before = await Deno.stat(abs);
+  await Deno.writeTextFile(abs, text);
+  if (!keepMtime) return;
+  await Deno.utime(abs, before.atime!, before.mtime!);
+  const after = await Deno.stat(abs);
+  assert.equal(after.mtime?.getTime(), before.mtime?.getTime(), "the mtime was put back");
+}
+
+for (const tracked of [false, true]) {
+  for (const { size, before, after } of HAND_EDITS) {
+    for (const keepMtime of [false, true]) {
+      const name = `file:read: ${tracked ? "a tracked" : "an untracked"} file changed by hand ` +
+        `(${size}, mtime ${keepMtime ? "kept" : "new"}) is sent again, never [304]`;
+      Deno.test(name, async () => {
+        await withProject(async (fx) => {
+          const kernel = fx.open();
+          const rel = "src/hand.txt", abs = `${fx.root}/${rel}`;
+          if (tracked) {
+            ok(await kernel.call("file:create", { path: rel, content: before }, { alias: "w" }));
+          } else await Deno.writeTextFile(abs, before);
+          // An old mtime, so a same-second rewrite cannot leave it looking new by accident.
+          await Deno.utime(abs, 1_000_000, 1_000_000);
+          const gen = tracked ? 1 : 0;
+          const first = ok(await kernel.call("file:read", { path: rel }, { alias: "r" }));
+          assert.equal(first.content, before);
+          // The control: unchanged, the same reader does get [304], so elision is in play.
+          const again = ok(await kernel.call("file:read", { path: rel }, { alias: "r" }));
+          assert.equal(again.text, `[304] ${rel} gen=${gen} (current)`);
+
+          await editByHand(abs, after, keepMtime);
+          const reread = ok(await kernel.call("file:read", { path: rel }, { alias: "r" }));
+          assert.equal(reread.elided, undefined, `stale [304] for bytes changed by hand`);
+          assert.equal(reread.content, after);
+          const detected = await rowsOf(fx.paths, "bypass.detected");
+          if (tracked) {
+            // A tracked file's outside edit is adopted as the next gen and logged.
+            assert.equal(reread.gen, 2);
+            assert.deepEqual(reread.bypass, { gen: 2, prev_gen: 1 });
+            assert.equal(detected.length, 1);
+            assert.equal(detected[0].hash, await contentHash(new TextEncoder().encode(after)));
+          } else {
+            // An untracked file has no row to adopt: it stays gen 0, and nothing is a bypass.
+            assert.equal(reread.gen, 0);
+            assert.equal(reread.bypass, undefined);
+            assert.deepEqual(detected, []);
+          }
+          // Elision resumes on the new bytes.
+          const settled = ok(await kernel.call("file:read", { path: rel }, { alias: "r" }));
+          assert.equal(settled.text, `[304] ${rel} gen=${reread.gen} (current)`);
+          const reads = (await rowsOf(fx.paths, "tool.file_read")).filter((r) => r.actor === "r");
+          assert.deepEqual(reads.map((r) => r.elided), [false, true, false, true]);
+          await assertLogVerifies(fx);
+        });
+      });
+    }
+  }
+}
+
+Deno.test("file:read: after a restart, a file changed by hand (same size, same mtime) is sent again", async () => {
+  await withProject(async (fx) => {
+    const rel = "src/hand.txt", abs = `${fx.root}/${rel}`;
+    await Deno.writeTextFile(abs, "version one\n");
+    const before = fx.open();
+    ok(await before.call("file:read", { path: rel }, { alias: "r" }));
+    before.close();
+    // The new kernel knows what r saw only from the audited read row, hash included.
+    await editByHand(abs, "version two\n", true);
+    const after = fx.open();
+    const read = ok(await after.call("file:read", { path: rel }, { alias: "r" }));
+    assert.equal(read.elided, undefined, "stale [304] after a restart");
+    assert.equal(read.content, "version two\n");
+  });
+});
