@@ -80,8 +80,9 @@ export interface CpuDeps {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { callIdFor } from "./cpu.ts";
- * console.assert(callIdFor("editor-1", 3, 0) === "editor-1:3:0");
+ * assert.equal(callIdFor("editor-1", 3, 0), "editor-1:3:0");
  * ```
  */
 export function callIdFor(alias: string, turn: number, index: number): string {
@@ -93,9 +94,14 @@ export function callIdFor(alias: string, turn: number, index: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createCpu } from "./cpu.ts";
- * const cpu = createCpu({ kind: "script", script: "fixtures/agents/writer_1.jsonl" }, {});
- * console.assert(cpu.kind === "script");
+ * import { ScriptCpu } from "./cpu_script.ts";
+ * import { WorkerScriptCpu } from "./cpu_worker.ts";
+ * const script = { kind: "script" as const, script: "fixtures/agents/writer_1.jsonl" };
+ * assert.ok(createCpu(script, {}) instanceof WorkerScriptCpu); // a transcript runs in a Worker
+ * assert.ok(createCpu(script, { scriptIsolation: "in-process" }) instanceof ScriptCpu);
+ * assert.throws(() => createCpu({ kind: "command", command: ["sh"] }, {}), /needs deps.socketPath/);
  * ```
  */
 export function createCpu(spec: CpuSpec, deps: CpuDeps): Cpu {

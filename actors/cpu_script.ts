@@ -30,9 +30,11 @@ const MAX_ERROR_CHARS = 200;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTranscript } from "./cpu_script.ts";
  * const turns = parseTranscript('{"calls":[]}\n\n{"think_ms":5,"calls":[]}\n', "t.jsonl");
- * console.assert(turns.length === 2 && turns[1].think_ms === 5);
+ * assert.equal(turns.length, 2);
+ * assert.equal(turns[1].think_ms, 5);
  * ```
  */
 export function parseTranscript(text: string, file: string): TranscriptTurn[] {

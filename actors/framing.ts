@@ -9,11 +9,13 @@ export type Frame = { line: string } | { tooLong: number };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readFrames } from "./framing.ts";
- * const body = new Blob(["a\nbb\n"]).stream();
+ * const body = new Blob(["a\n", "x".repeat(20), "\nbb\n"]).stream();
  * const frames = [];
  * for await (const f of readFrames(body, 10)) frames.push(f);
- * console.assert(frames.length === 2);
+ * // The 20-byte line is reported, not buffered, and the stream goes on after it.
+ * assert.deepEqual(frames, [{ line: "a" }, { tooLong: 20 }, { line: "bb" }]);
  * ```
  */
 export async function* readFrames(

@@ -78,11 +78,13 @@ interface TransitionLike {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createMachine } from "xstate";
  * import { machineGraph } from "./inspect_export.ts";
  * const m = createMachine({ id: "m", initial: "a", states: { a: { on: { go: "b" } }, b: {} } });
  * const g = machineGraph(m);
- * console.assert(g.states.length === 3 && g.transitions[0].targets[0] === "m.b");
+ * assert.equal(g.states.length, 3);
+ * assert.equal(g.transitions[0].targets[0], "m.b");
  * ```
  */
 export function machineGraph(machine: AnyStateMachine): MachineGraph {
@@ -360,10 +362,11 @@ export function toDot(graph: MachineGraph): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createMachine } from "xstate";
  * import { exportMachine } from "./inspect_export.ts";
  * const m = createMachine({ id: "m", initial: "a", states: { a: { on: { go: "b" } }, b: {} } });
- * console.assert(exportMachine(m, "mermaid").includes("m_a --> m_b : go"));
+ * assert.ok(exportMachine(m, "mermaid").includes("m_a --> m_b : go"));
  * ```
  */
 export function exportMachine(machine: AnyStateMachine, format: ExportFormat): string {

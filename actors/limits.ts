@@ -43,10 +43,11 @@ export const SCRIPTED_SPEND_USD = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { spendUsd } from "./limits.ts";
  * const cpu = { kind: "model" as const, model: "anthropic:claude-sonnet-4" };
- * console.assert(spendUsd(cpu, { in: 1_000_000, out: 0 }) === 3);
- * console.assert(spendUsd({ kind: "script", script: "t.jsonl" }, { in: 9, out: 9 }) === 0);
+ * assert.equal(spendUsd(cpu, { in: 1_000_000, out: 0 }), 3);
+ * assert.equal(spendUsd({ kind: "script", script: "t.jsonl" }, { in: 9, out: 9 }), 0);
  * ```
  */
 export function spendUsd(
@@ -244,11 +245,12 @@ export interface Usage {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { limitHit } from "./limits.ts";
  * const session = { limits: { turns: 2 }, startedAt: Date.now() };
  * const usage = { turns: 2, tokens: { in: 10, out: 5 } };
- * console.assert(limitHit(session, usage, "over") === undefined);
- * console.assert(limitHit(session, usage, "reached")?.limit === "turns");
+ * assert.equal(limitHit(session, usage, "over"), undefined);
+ * assert.equal(limitHit(session, usage, "reached")?.limit, "turns");
  * ```
  */
 export function limitHit(

@@ -74,11 +74,17 @@ const STATE_COLOR: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderTop } from "./top.ts";
- * const lines = renderTop({ root: "/p", pid: 1, uptimeMs: 0, rows: [], writes: new Map(),
+ * const model = { root: "/p", pid: 1, uptimeMs: 0, rows: [], writes: new Map(),
  *   conflicts: new Map(), tokens: new Map(), audit: [], approvals: null, selected: 0,
- *   message: "" }, { width: 80, height: 24, color: false, keys: false });
- * console.assert(lines.length <= 24 && lines.every((l) => l.length <= 80));
+ *   message: "" };
+ * const lines = renderTop(model, { width: 80, height: 24, color: false, keys: false });
+ * assert.equal(lines[0], "ostk top  /p  pid 1  up 0s");
+ * assert.ok(lines.includes("  (no sessions; start one with 'ostk spawn')"));
+ * const small = renderTop(model, { width: 20, height: 3, color: false, keys: false });
+ * assert.ok(small.length <= 3);
+ * assert.ok(small.every((l) => l.length <= 20));
  * ```
  */
 export function renderTop(

@@ -42,10 +42,12 @@ export function isLoopback(host: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseListenAddress } from "./mcp_http.ts";
  * const a = parseListenAddress("127.0.0.1:8808");
- * console.assert(a.hostname === "127.0.0.1" && a.port === 8808);
- * console.assert(parseListenAddress("[::1]:0").hostname === "::1");
+ * assert.equal(a.hostname, "127.0.0.1");
+ * assert.equal(a.port, 8808);
+ * assert.equal(parseListenAddress("[::1]:0").hostname, "::1");
  * ```
  */
 export function parseListenAddress(spec: string): { hostname: string; port: number } {

@@ -27,11 +27,12 @@ export const FALLBACK_ALIAS_NAME = "mcp";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aliasBaseFor } from "./mcp_server.ts";
- * console.assert(aliasBaseFor("Claude Code") === "claude-code");
- * console.assert(aliasBaseFor("cursor-vscode 1.2") === "cursor-vscode");
- * console.assert(aliasBaseFor("gpt-4o") === "gpt4o");
- * console.assert(aliasBaseFor("!!!") === "mcp");
+ * assert.equal(aliasBaseFor("Claude Code"), "claude-code");
+ * assert.equal(aliasBaseFor("cursor-vscode 1.2"), "cursor-vscode");
+ * assert.equal(aliasBaseFor("gpt-4o"), "gpt4o");
+ * assert.equal(aliasBaseFor("!!!"), "mcp");
  * ```
  */
 export function aliasBaseFor(clientName: string | undefined): string {

@@ -193,12 +193,14 @@ export function mergeChain(files: ChainFile[]): ResolvedSpec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveAgentfile } from "./agentfile_lint.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/base.Agentfile`, "FROM script:a.jsonl\nLIMIT turns 9\n");
  * await Deno.writeTextFile(`${dir}/a.Agentfile`, "FROM-PROFILE base\nTASK go\nLIMIT turns 3\n");
  * const spec = await resolveAgentfile(`${dir}/a.Agentfile`, { profilesDir: dir });
- * console.assert(spec.limits.turns?.value === 3 && spec.from?.source.line === 1);
+ * assert.equal(spec.limits.turns?.value, 3);
+ * assert.equal(spec.from?.source.line, 1);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -219,9 +221,10 @@ export async function resolveAgentfile(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lint } from "./agentfile_lint.ts";
  * const findings = await lint({ text: "FORM script:a.jsonl\nTASK go\n", file: "a" });
- * console.assert(findings.some((f) => f.rule === "unknown-directive" && f.line === 1));
+ * assert.ok(findings.some((f) => f.rule === "unknown-directive" && f.line === 1));
  * ```
  */
 export async function lint(input: LintInput, options: ResolveOptions = {}): Promise<Finding[]> {
@@ -376,9 +379,10 @@ function covers(outer: string, inner: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isolationSupport } from "./agentfile_lint.ts";
- * console.assert(!isolationSupport("docker").supported);
- * console.assert(isolationSupport("landlock", "linux").supported);
+ * assert.ok(!isolationSupport("docker").supported);
+ * assert.ok(isolationSupport("landlock", "linux").supported);
  * ```
  */
 export function isolationSupport(

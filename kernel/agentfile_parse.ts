@@ -87,9 +87,11 @@ export function agentfileProblem(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAgentfileLenient } from "./agentfile_parse.ts";
  * const { ast, problems } = parseAgentfileLenient("FROM script:a.jsonl\nLIMT turns 3\n", "x");
- * console.assert(ast.directives.length === 1 && problems[0].site.line === 2);
+ * assert.equal(ast.directives.length, 1);
+ * assert.equal(problems[0].site.line, 2);
  * ```
  */
 export function parseAgentfileLenient(text: string, file: string): ParseResult {
@@ -126,9 +128,10 @@ export function parseAgentfileLenient(text: string, file: string): ParseResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAgentfile } from "./agentfile_parse.ts";
  * const ast = parseAgentfile("FROM script:a.jsonl\nTASK tidy up \\\n  the docs\n", "a");
- * console.assert(ast.directives[1].directive === "TASK");
+ * assert.equal(ast.directives[1].directive, "TASK");
  * ```
  */
 export function parseAgentfile(text: string, file: string): AgentfileAst {

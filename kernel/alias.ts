@@ -27,13 +27,14 @@ export function validateAliasName(name: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AuditLog } from "./audit.ts";
  * import { issueAlias } from "./alias.ts";
  * import { ephemeralSigner } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
  * const log = new AuditLog(`${dir}/audit.jsonl`, { signer: await ephemeralSigner() });
- * console.assert((await issueAlias(log, "claude", "operator")) === "claude-1");
- * console.assert((await issueAlias(log, "claude", "operator")) === "claude-2");
+ * assert.equal(await issueAlias(log, "claude", "operator"), "claude-1");
+ * assert.equal(await issueAlias(log, "claude", "operator"), "claude-2");
  * log.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

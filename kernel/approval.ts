@@ -63,10 +63,12 @@ const AUTO_CLASSES: readonly ToolClass[] = ["FileRead", "FileEdit", "FileWrite",
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decide } from "./approval.ts";
  * const policy = { pins: ["default"], rules: [] };
  * const d = decide({ tool: "file:edit", args: { path: "a.ts" } }, { policy, permissions: "auto" });
- * console.assert(d.decision === "allow" && d.step === 4);
+ * assert.equal(d.decision, "allow");
+ * assert.equal(d.step, 4);
  * ```
  */
 export function decide(call: ToolCall, ctx: ApprovalContext): ApprovalDecision {
@@ -140,10 +142,12 @@ export interface ApprovalSource {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { askOperator } from "./approval.ts";
  * const req = { tool: "shell", args: { command: "make" }, class: "ShellExec" as const, reason: "" };
  * const d = await askOperator([{ ask: () => Promise.resolve("y" as const) }], req, 1000);
- * console.assert(d.decision === "allow" && d.step === 7);
+ * assert.equal(d.decision, "allow");
+ * assert.equal(d.step, 7);
  * ```
  */
 export async function askOperator(
@@ -216,9 +220,10 @@ const KERNEL_READ_VERBS = new Set([
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classify } from "./approval.ts";
- * console.assert(classify("file:create", { path: "a" }) === "FileWrite");
- * console.assert(classify("shell", { command: "git status" }) === "ShellRead");
+ * assert.equal(classify("file:create", { path: "a" }), "FileWrite");
+ * assert.equal(classify("shell", { command: "git status" }), "ShellRead");
  * ```
  */
 export function classify(tool: string, args: unknown): ToolClass {
@@ -267,11 +272,12 @@ const SECRET_COMMANDS = new Set(["printenv", "security", "keychain"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifyCommand } from "./approval.ts";
- * console.assert(classifyCommand("ls -la | grep x") === "ShellRead");
- * console.assert(classifyCommand("echo hi > notes.txt") === "ShellWrite");
- * console.assert(classifyCommand("cat ~/.ssh/id_rsa") === "ShellSecret");
- * console.assert(classifyCommand("npm test") === "ShellExec");
+ * assert.equal(classifyCommand("ls -la | grep x"), "ShellRead");
+ * assert.equal(classifyCommand("echo hi > notes.txt"), "ShellWrite");
+ * assert.equal(classifyCommand("cat ~/.ssh/id_rsa"), "ShellSecret");
+ * assert.equal(classifyCommand("npm test"), "ShellExec");
  * ```
  */
 export function classifyCommand(command: string): ToolClass {

@@ -25,10 +25,13 @@ let tmpCounter = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { atomicWrite } from "./atomic_write.ts";
  * const dir = await Deno.makeTempDir();
  * await atomicWrite(`${dir}/a.txt`, "hello\n");
- * console.assert((await Deno.readTextFile(`${dir}/a.txt`)) === "hello\n");
+ * await atomicWrite(`${dir}/a.txt`, "again\n");
+ * assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "again\n");
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.txt"]); // no temp left
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -55,12 +55,17 @@ interface Tail {
  *
  * @example
  * ```ts
- * import { AuditLog } from "./audit.ts";
+ * import assert from "node:assert/strict";
+ * import { AuditLog, rowHash } from "./audit.ts";
  * import { ephemeralSigner } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
  * const log = new AuditLog(`${dir}/audit.jsonl`, { signer: await ephemeralSigner() });
- * const row = await log.append({ event: "os.init", actor: "operator" });
- * console.assert(row.seq === 0);
+ * const first = await log.append({ event: "os.init", actor: "operator" });
+ * const second = await log.append({ event: "note.add", actor: "operator", fields: { text: "hi" } });
+ * assert.equal(first.seq, 0);
+ * assert.equal(first.prev_hash, "0".repeat(64));
+ * assert.equal(second.seq, 1);
+ * assert.equal(second.prev_hash, await rowHash(first)); // each row names the one before it
  * log.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

@@ -55,20 +55,30 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AuditLog } from "./audit.ts";
  * import { verifyAuditLog } from "./audit_verify.ts";
  * import { ephemeralSigner } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
  * const signer = await ephemeralSigner();
  * const log = new AuditLog(`${dir}/audit.jsonl`, { signer });
- * await log.append({ event: "os.init", actor: "operator" });
+ * await log.append({ event: "note.add", actor: "operator", fields: { text: "first" } });
+ * await log.append({ event: "note.add", actor: "operator", fields: { text: "second" } });
  * log.close();
- * const report = await verifyAuditLog({
+ * const input = {
  *   logPath: `${dir}/audit.jsonl`,
  *   headPath: `${dir}/audit.head`,
  *   publicRaw: signer.publicRaw,
- * });
- * console.assert(report.ok && report.rows === 1);
+ * };
+ * const report = await verifyAuditLog(input);
+ * assert.ok(report.ok);
+ * assert.equal(report.rows, 2);
+ * // Rewrite history: the first row no longer matches its signature.
+ * const text = await Deno.readTextFile(input.logPath);
+ * await Deno.writeTextFile(input.logPath, text.replace('"first"', '"forged"'));
+ * const tampered = await verifyAuditLog(input);
+ * assert.equal(tampered.ok, false);
+ * assert.equal(tampered.failure?.seq, 0);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -77,8 +77,9 @@ export function isErrorLine(line: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stripAnsi } from "./compress.ts";
- * console.assert(stripAnsi("\x1b[31merror\x1b[0m: x") === "error: x");
+ * assert.equal(stripAnsi("\x1b[31merror\x1b[0m: x"), "error: x");
  * ```
  */
 export function stripAnsi(text: string): string {
@@ -112,8 +113,9 @@ export function splitLines(text: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { foldRuns } from "./compress.ts";
- * console.assert(foldRuns(["a long line", "a long line", "x"]).join("|") === "a long line (×2)|x");
+ * assert.deepEqual(foldRuns(["a long line", "a long line", "x"]), ["a long line (×2)", "x"]);
  * ```
  */
 export function foldRuns(lines: string[]): string[] {
@@ -181,9 +183,10 @@ export function headTail(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classify } from "./compress.ts";
- * console.assert(classify(["test result: ok. 3 passed; 0 failed"], 0) === "test-report");
- * console.assert(classify(["boom"], 2) === "failure");
+ * assert.equal(classify(["test result: ok. 3 passed; 0 failed"], 0), "test-report");
+ * assert.equal(classify(["boom"], 2), "failure");
  * ```
  */
 export function classify(lines: string[], exitCode?: number): OutputKind {
@@ -199,10 +202,13 @@ export function classify(lines: string[], exitCode?: number): OutputKind {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compressOutput } from "./compress.ts";
  * const text = Array.from({ length: 500 }, (_, i) => `line ${i}`).join("\n") + "\nerror: x\n";
  * const out = compressOutput(text, { exitCode: 1 });
- * console.assert(out.kind === "failure" && out.after < out.before && out.text.includes("error: x"));
+ * assert.equal(out.kind, "failure");
+ * assert.ok(out.after < out.before);
+ * assert.ok(out.text.includes("error: x"));
  * ```
  */
 export function compressOutput(text: string, opts: CompressOptions = {}): Compressed {

@@ -320,9 +320,10 @@ export const DANGER_PATTERNS: readonly { name: string; about: string }[] = RULES
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { detectDanger } from "./dangerous.ts";
- * console.assert(detectDanger("cd src && sudo rm -rf /")?.pattern === "rm-root");
- * console.assert(detectDanger("rm -rf ./build") === undefined);
+ * assert.equal(detectDanger("cd src && sudo rm -rf /")?.pattern, "rm-root");
+ * assert.equal(detectDanger("rm -rf ./build"), undefined);
  * ```
  */
 export function detectDanger(cmd: string): Danger | undefined {

@@ -33,10 +33,14 @@ const WINDOW_MS = 60_000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderDigest } from "./digest.ts";
  * import { emptyState } from "./fold.ts";
  * const text = renderDigest({ state: emptyState(), reader: "a-1", nowMs: 0 });
- * console.assert(text.startsWith("[procs]"));
+ * assert.deepEqual(text.split("\n"), [
+ *   "[procs] 0 alive · 0 aliases",
+ *   "[loadavg] writes=0 conflicts=0 /1m",
+ * ]);
  * ```
  */
 export function renderDigest(input: DigestInput): string {

@@ -26,9 +26,15 @@ export interface ErrorSite {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OstkError } from "./errors.ts";
- * const err = new OstkError("not_found", "no .ostk/ here; run 'ostk init'");
- * console.assert(err.code === "not_found");
+ * const err = new OstkError("bad_input", "expected a dotted event name", {
+ *   file: ".ostk/audit.jsonl",
+ *   line: 7,
+ * }, "run 'ostk os audit'");
+ * assert.equal(err.code, "bad_input");
+ * assert.equal(err.toLine(), ".ostk/audit.jsonl:7: expected a dotted event name (run 'ostk os audit')");
+ * assert.equal(new OstkError("not_found", "no .ostk/ here").toLine(), "no .ostk/ here");
  * ```
  */
 export class OstkError extends Error {

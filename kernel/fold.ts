@@ -171,9 +171,24 @@ function pushRecent(state: FoldState, ts: string, kind: RecentEvent["kind"]): vo
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fold } from "./fold.ts";
- * const state = fold([]);
- * console.assert(state.rows === 0 && state.aliases.size === 0);
+ * let seq = 0;
+ * const row = (event: string, fields: Record<string, unknown>) => ({
+ *   seq: seq++, ts: "2025-01-01T00:00:00.000Z", event, actor: "kernel",
+ *   prev_hash: "0".repeat(64), sig: "", ...fields,
+ * });
+ * const state = fold([
+ *   row("agent.alias", { alias: "claude-1", name: "claude", n: 1 }),
+ *   row("session.spawn", { session: "s1", alias: "claude-1" }),
+ *   row("tool.file_write", { path: "a.txt", gen: 2 }),
+ *   row("tool.file_write", { path: "a.txt", gen: 1 }), // a slower writer's row lands last
+ *   row("session.exit", { session: "s1" }),
+ * ]);
+ * assert.equal(state.rows, 5);
+ * assert.equal(state.highestN.get("claude"), 1);
+ * assert.equal(state.files.get("a.txt")?.gen, 2); // the higher gen is the later write
+ * assert.equal(state.sessions.get("s1")?.state, "dead");
  * ```
  */
 export function fold(rows: Iterable<AuditRow>): FoldState {

@@ -12,10 +12,22 @@ const NEWLINE = 0x0a;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { AuditLog } from "./audit.ts";
  * import { FoldCache } from "./fold_cache.ts";
+ * import { ephemeralSigner } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
+ * const log = new AuditLog(`${dir}/audit.jsonl`, { signer: await ephemeralSigner() });
  * const cache = new FoldCache(`${dir}/audit.jsonl`);
- * console.assert((await cache.refresh()).rows === 0);
+ * assert.equal((await cache.refresh()).rows, 0); // no log yet
+ * await log.append({ event: "agent.alias", actor: "operator", fields: { alias: "a-1", name: "a", n: 1 } });
+ * assert.equal((await cache.refresh()).rows, 1);
+ * await log.append({ event: "note.add", actor: "a-1" });
+ * const state = await cache.refresh(); // reads only the row appended since
+ * assert.equal(state.rows, 2);
+ * assert.equal(state.lastSeq, 1);
+ * assert.ok(state.aliases.has("a-1"));
+ * log.close();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

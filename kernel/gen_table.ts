@@ -104,8 +104,11 @@ interface Loaded {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { contentHash } from "./gen_table.ts";
- * console.assert((await contentHash(new Uint8Array())).length === 64);
+ * // `printf 'ostk/content/v1\n' | sha256sum`, not the bare SHA-256 of nothing (e3b0c442…).
+ * const empty = "cd9cc6c212fdf1533e2bf4be6bad7a1029ff288cb07a837e9ccab95fba26ccb2";
+ * assert.equal(await contentHash(new Uint8Array()), empty);
  * ```
  */
 export async function contentHash(bytes: Uint8Array): Promise<string> {
@@ -118,13 +121,18 @@ export async function contentHash(bytes: Uint8Array): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GenTable } from "./gen_table.ts";
  * const dir = await Deno.makeTempDir();
  * const bytes = new TextEncoder().encode("hi\n");
  * const write = { bytes, writer: "doc" };
  * const table = new GenTable(dir, { shadowKeep: 8 });
  * const { row } = await table.transact("a.txt", `${dir}/a.txt`, () => ({ write, result: 0 }));
- * console.assert(row?.gen === 1);
+ * assert.equal(row?.gen, 1);
+ * assert.equal(row?.writer, "doc");
+ * assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "hi\n");
+ * const { row: again } = await table.transact("a.txt", `${dir}/a.txt`, () => ({ write, result: 0 }));
+ * assert.equal(again?.gen, 2);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -423,12 +431,17 @@ export class GenTable {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { casWrite } from "./gen_table.ts";
  * const dir = await Deno.makeTempDir();
- * const bytes = new TextEncoder().encode("v1\n");
+ * const v = (text: string) => new TextEncoder().encode(text);
  * const w = { ostkDir: dir, absPath: `${dir}/a.txt`, relPath: "a.txt", writer: "doc" };
- * const first = await casWrite({ ...w, bytes, expectedGen: 0 });
- * console.assert(first.gen === 1 && first.prevGen === 0);
+ * const first = await casWrite({ ...w, bytes: v("v1\n"), expectedGen: 0 });
+ * assert.equal(first.gen, 1);
+ * assert.equal(first.prevGen, 0);
+ * // A second writer that also read gen 0 loses the swap and the file keeps the first write.
+ * await assert.rejects(casWrite({ ...w, bytes: v("v2\n"), expectedGen: 0 }), { code: "conflict" });
+ * assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "v1\n");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -473,8 +486,18 @@ export async function casWrite(options: {
  *
  * @example
  * ```ts
- * import { readShadow } from "./gen_table.ts";
- * console.assert((await readShadow("/nonexistent/.ostk", "a.txt", 1)) === undefined);
+ * import assert from "node:assert/strict";
+ * import { casWrite, readShadow } from "./gen_table.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = { ostkDir: dir, absPath: `${dir}/a.txt`, relPath: "a.txt", writer: "doc" };
+ * await Deno.writeTextFile(w.absPath, "by hand\n");
+ * await casWrite({ ...w, bytes: new TextEncoder().encode("v1\n") });
+ * await casWrite({ ...w, bytes: new TextEncoder().encode("v2\n") });
+ * const text = async (gen: number) => new TextDecoder().decode(await readShadow(dir, "a.txt", gen));
+ * assert.equal(await text(0), "by hand\n"); // the untracked content the first write replaced
+ * assert.equal(await text(1), "v1\n");
+ * assert.equal(await readShadow(dir, "b.txt", 1), undefined);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readShadow(
@@ -507,10 +530,18 @@ export async function readShadow(
  *
  * @example
  * ```ts
- * import { verifyOnDisk } from "./gen_table.ts";
+ * import assert from "node:assert/strict";
+ * import { casWrite, verifyOnDisk } from "./gen_table.ts";
  * const dir = await Deno.makeTempDir();
- * const v = await verifyOnDisk(dir, "a.txt", `${dir}/a.txt`);
- * console.assert(v.status === "untracked");
+ * const path = `${dir}/a.txt`;
+ * assert.equal((await verifyOnDisk(dir, "a.txt", path)).status, "untracked");
+ * const bytes = new TextEncoder().encode("v1\n");
+ * await casWrite({ ostkDir: dir, absPath: path, relPath: "a.txt", bytes, writer: "doc" });
+ * assert.equal((await verifyOnDisk(dir, "a.txt", path)).status, "tracked-ok");
+ * await Deno.writeTextFile(path, "edited outside the kernel\n");
+ * assert.equal((await verifyOnDisk(dir, "a.txt", path)).status, "bypass");
+ * await Deno.remove(path);
+ * assert.equal((await verifyOnDisk(dir, "a.txt", path)).status, "deleted");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -532,10 +563,19 @@ export async function verifyOnDisk(
  *
  * @example
  * ```ts
- * import { adoptBypass } from "./gen_table.ts";
+ * import assert from "node:assert/strict";
+ * import { adoptBypass, casWrite } from "./gen_table.ts";
  * const dir = await Deno.makeTempDir();
- * const r = await adoptBypass(dir, "a.txt", `${dir}/a.txt`);
- * console.assert(!r.adopted && r.status === "untracked");
+ * const path = `${dir}/a.txt`;
+ * const bytes = new TextEncoder().encode("v1\n");
+ * await casWrite({ ostkDir: dir, absPath: path, relPath: "a.txt", bytes, writer: "doc" });
+ * assert.equal((await adoptBypass(dir, "a.txt", path)).adopted, false); // nothing to adopt
+ * await Deno.writeTextFile(path, "edited outside the kernel\n");
+ * const r = await adoptBypass(dir, "a.txt", path);
+ * assert.ok(r.adopted);
+ * assert.equal(r.prevGen, 1);
+ * assert.equal(r.row?.gen, 2);
+ * assert.equal(r.row?.writer, "bypass");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

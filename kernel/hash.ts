@@ -48,9 +48,12 @@ export function fromHex(hex: string): Uint8Array<ArrayBuffer> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { domainHash, toHex } from "./hash.ts";
  * const h = await domainHash("content", "hi");
- * console.assert(toHex(h).length === 64);
+ * // `printf 'ostk/content/v1\nhi' | sha256sum`: the domain prefix, then the bytes.
+ * assert.equal(toHex(h), "098c147b787f015dfc7681fe665c39531e8f83e06605c0a3fd07cd96e8d97b71");
+ * assert.notEqual(toHex(await domainHash("auditRow", "hi")), toHex(h));
  * ```
  */
 export async function domainHash(

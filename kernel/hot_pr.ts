@@ -78,12 +78,14 @@ interface Hunk {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hotPr } from "./hot_pr.ts";
  * const base = "a\nb\nc\nd\ne\nf\ng\nh\n";
  * const current = base.replace("a\n", "A\n"); // someone else's change
  * const mine = base.replace("h\n", "H\n"); // the caller's edit, seven lines away
  * const r = hotPr({ base, current, mine });
- * console.assert(r.tier === 1 && r.text === "A\nb\nc\nd\ne\nf\ng\nH\n");
+ * assert.equal(r.tier, 1);
+ * assert.equal(r.text, "A\nb\nc\nd\ne\nf\ng\nH\n");
  * ```
  */
 export function hotPr(input: HotPrInput): HotPrResult {

@@ -51,9 +51,11 @@ export const HUMANFILE_TEMPLATE = `# HUMANFILE — who runs this project and how
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseHumanfile } from "./humanfile.ts";
  * const h = parseHumanfile("DRIVER files\n# DRIVER off\n");
- * console.assert(h.drivers.length === 1 && h.drivers[0].name === "files");
+ * assert.equal(h.drivers.length, 1);
+ * assert.equal(h.drivers[0].name, "files");
  * ```
  */
 export function parseHumanfile(text: string): Humanfile {

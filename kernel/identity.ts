@@ -88,10 +88,17 @@ function keySigner(privateKey: CryptoKey, publicRaw: Uint8Array<ArrayBuffer>): S
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadOrCreateOperatorKey } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
- * const key = await loadOrCreateOperatorKey(`${dir}/ostk/identity.key`);
- * console.assert(key.created && key.fingerprint.startsWith("SHA256:"));
+ * const path = `${dir}/ostk/identity.key`;
+ * const key = await loadOrCreateOperatorKey(path);
+ * assert.ok(key.created);
+ * assert.match(key.fingerprint, /^SHA256:/);
+ * assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+ * const again = await loadOrCreateOperatorKey(path);
+ * assert.equal(again.created, false);
+ * assert.equal(again.fingerprint, key.fingerprint);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

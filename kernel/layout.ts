@@ -49,11 +49,12 @@ export function ostkPaths(root: string): OstkPaths {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findRoot } from "./layout.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.mkdir(`${dir}/.ostk`);
  * await Deno.mkdir(`${dir}/a/b`, { recursive: true });
- * console.assert((await findRoot(`${dir}/a/b`)) === (await Deno.realPath(dir)));
+ * assert.equal(await findRoot(`${dir}/a/b`), await Deno.realPath(dir));
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

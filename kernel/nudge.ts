@@ -26,9 +26,13 @@ export function nudgePath(dir: string, alias: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nudgeRefusal } from "./nudge.ts";
  * import { emptyState } from "./fold.ts";
- * console.assert(nudgeRefusal(emptyState(), "ghost-1")?.includes("unknown") === true);
+ * const state = emptyState();
+ * assert.match(nudgeRefusal(state, "ghost-1") ?? "", /unknown alias 'ghost-1'/);
+ * state.aliases.set("codex-1", { alias: "codex-1", name: "codex", n: 1, seq: 0 });
+ * assert.equal(nudgeRefusal(state, "codex-1"), undefined); // known, no session: queued
  * ```
  */
 export function nudgeRefusal(state: FoldState, to: string): string | undefined {

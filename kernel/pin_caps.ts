@@ -82,9 +82,11 @@ const MAX_PIN_BYTES = 64 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePinCaps } from "./pin_caps.ts";
  * const caps = parsePinCaps("deny: write-src\ndeny-verb: git push\n", "pin.caps");
- * console.assert(caps.rules.length === 2 && caps.rules[1].source.line === 2);
+ * assert.equal(caps.rules.length, 2);
+ * assert.equal(caps.rules[1].source.line, 2);
  * ```
  */
 export function parsePinCaps(text: string, file: string): PinCaps {
@@ -140,10 +142,12 @@ export function parsePinCaps(text: string, file: string): PinCaps {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkWrite, loadPolicy } from "./pin_caps.ts";
  * const dir = await Deno.makeTempDir();
  * const policy = await loadPolicy(`${dir}/.ostk`, "default"); // no pins/ yet: fails closed
- * console.assert(policy.error !== undefined && !checkWrite(policy, "src/a.ts").allowed);
+ * assert.notEqual(policy.error, undefined);
+ * assert.ok(!checkWrite(policy, "src/a.ts").allowed);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -199,10 +203,11 @@ export async function loadPolicy(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkWrite, parsePinCaps } from "./pin_caps.ts";
  * const policy = { pins: ["default"], rules: parsePinCaps("deny: write-kernel", "p").rules };
- * console.assert(checkWrite(policy, "src/a.ts").allowed);
- * console.assert(!checkWrite(policy, ".ostk/audit.jsonl").allowed);
+ * assert.ok(checkWrite(policy, "src/a.ts").allowed);
+ * assert.ok(!checkWrite(policy, ".ostk/audit.jsonl").allowed);
  * ```
  */
 export function checkWrite(policy: Policy, relPath: string): Decision {
@@ -237,10 +242,11 @@ export function checkWrite(policy: Policy, relPath: string): Decision {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkVerb, parsePinCaps } from "./pin_caps.ts";
  * const policy = { pins: ["default"], rules: parsePinCaps("deny-verb: git push", "p").rules };
- * console.assert(!checkVerb(policy, "git  push origin").allowed);
- * console.assert(checkVerb(policy, "git pushx").allowed);
+ * assert.ok(!checkVerb(policy, "git  push origin").allowed);
+ * assert.ok(checkVerb(policy, "git pushx").allowed);
  * ```
  */
 export function checkVerb(policy: Policy, commandLine: string): Decision {
@@ -267,8 +273,10 @@ export function checkVerb(policy: Policy, commandLine: string): Decision {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isGovernancePath } from "./pin_caps.ts";
- * console.assert(isGovernancePath(".ostk/agents/coder.Agentfile") && !isGovernancePath("src/a.ts"));
+ * assert.ok(isGovernancePath(".ostk/agents/coder.Agentfile"));
+ * assert.ok(!isGovernancePath("src/a.ts"));
  * ```
  */
 export function isGovernancePath(rel: string): boolean {

@@ -40,9 +40,15 @@ export interface PostOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { powerOnSelfTest } from "./post.ts";
  * const report = await powerOnSelfTest();
- * console.assert(report.total === 7);
+ * const failed = report.checks.filter((c) => c.state !== "pass");
+ * assert.deepEqual(failed, []); // each failure names its primitive and why
+ * assert.equal(report.passed, 7);
+ * assert.deepEqual(report.checks.map((c) => c.name), [
+ *   "atomic-write", "gen-cas", "hot-pr", "audit", "identity", "digest", "304",
+ * ]);
  * ```
  */
 export async function powerOnSelfTest(options: PostOptions = {}): Promise<PostReport> {

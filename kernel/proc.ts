@@ -36,8 +36,9 @@ export async function processAlive(pid: number): Promise<boolean | undefined> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { killGroup } from "./proc.ts";
- * console.assert(killGroup(2 ** 22 + 12345, "SIGTERM") === false); // no such group
+ * assert.equal(killGroup(2 ** 22 + 12345, "SIGTERM"), false); // no such group, and no throw
  * ```
  */
 export function killGroup(pgid: number, signal: Deno.Signal): boolean {

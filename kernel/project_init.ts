@@ -40,13 +40,16 @@ export interface InitResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initProject } from "./project_init.ts";
  * import { loadOrCreateOperatorKey } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
  * const key = await loadOrCreateOperatorKey(`${dir}/key/identity.key`);
  * const first = await initProject(dir, key);
  * const again = await initProject(dir, key);
- * console.assert(!first.existed && again.existed && again.created.length === 0);
+ * assert.ok(!first.existed);
+ * assert.ok(again.existed);
+ * assert.equal(again.created.length, 0);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -41,11 +41,13 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveProjectPath } from "./resolve_path.ts";
  * const root = await Deno.makeTempDir();
  * const { rel } = await resolveProjectPath(root, "./src/new.ts");
- * console.assert(rel === "src/new.ts");
- * await resolveProjectPath(root, "../etc").catch((e) => console.assert(e.code === "permission"));
+ * assert.equal(rel, "src/new.ts");
+ * await assert.rejects(resolveProjectPath(root, "../etc"), { code: "permission" });
+ * await assert.rejects(resolveProjectPath(root, ".ostk/audit.jsonl"), { code: "permission" });
  * await Deno.remove(root, { recursive: true });
  * ```
  */
@@ -90,8 +92,10 @@ export async function resolveProjectPath(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isKernelPath } from "./resolve_path.ts";
- * console.assert(isKernelPath(".ostk/audit.jsonl") && !isKernelPath("src/.ostk.ts"));
+ * assert.ok(isKernelPath(".ostk/audit.jsonl"));
+ * assert.ok(!isKernelPath("src/.ostk.ts"));
  * ```
  */
 export function isKernelPath(rel: string): boolean {

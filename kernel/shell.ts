@@ -105,10 +105,13 @@ const plainSpawner: ShellSpawner = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runShell } from "./shell.ts";
  * const root = await Deno.makeTempDir();
  * const result = await runShell({ cmd: "echo hi; exit 3" }, { root, policy: { pins: [], rules: [] } });
- * console.assert(result.exit_code === 3 && result.output === "hi\n" && result.kind === "failure");
+ * assert.equal(result.exit_code, 3);
+ * assert.equal(result.output, "hi\n");
+ * assert.equal(result.kind, "failure");
  * await Deno.remove(root, { recursive: true });
  * ```
  */
@@ -170,10 +173,13 @@ export async function runShell(input: ShellInput, ctx: ShellContext): Promise<Sh
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { auditFieldsFor, type ShellResult } from "./shell.ts";
  * const r = { cmd: "ls", exit_code: 0, duration_ms: 3, bytes_before: 10, bytes_after: 10,
- *   kind: "success", timed_out: false } as ShellResult;
- * console.assert(Object.keys(auditFieldsFor(r)).length === 7);
+ *   kind: "success", timed_out: false, output: "a.ts\n" } as ShellResult;
+ * // The output itself never reaches the audit log, only its size.
+ * assert.deepEqual(auditFieldsFor(r), { cmd: "ls", exit_code: 0, duration_ms: 3, bytes_before: 10,
+ *   bytes_after: 10, kind: "success", timed_out: false });
  * ```
  */
 export function auditFieldsFor(result: ShellResult): Record<string, unknown> {

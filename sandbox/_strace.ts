@@ -88,10 +88,13 @@ const SELF_ONE: Record<string, [number, number]> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { StraceParser } from "./_strace.ts";
  * const p = new StraceParser("/p");
  * const [e] = p.push('7 mkdir("tmp/x", 0777) = 0');
- * console.assert(e.kind === "write" && e.path === "/p/tmp/x" && e.scope === "parent");
+ * assert.equal(e.kind, "write");
+ * assert.equal(e.path, "/p/tmp/x");
+ * assert.equal(e.scope, "parent");
  * ```
  */
 export class StraceParser {
@@ -236,9 +239,11 @@ export class StraceParser {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseStrace } from "./_strace.ts";
  * const events = parseStrace('1 unlink("a") = -1 ENOENT (No such file)\n', "/p");
- * console.assert(events[0].kind === "write" && events[0].errno === "ENOENT");
+ * assert.equal(events[0].kind, "write");
+ * assert.equal(events[0].errno, "ENOENT");
  * ```
  */
 export function parseStrace(text: string, initialCwd: string): TraceEvent[] {
@@ -385,8 +390,9 @@ function parseSockaddr(arg: string) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolvePath } from "./_strace.ts";
- * console.assert(resolvePath("/p/src/gen", "../../out/x") === "/p/out/x");
+ * assert.equal(resolvePath("/p/src/gen", "../../out/x"), "/p/out/x");
  * ```
  */
 export function resolvePath(base: string, path: string): string {

@@ -17,10 +17,12 @@ export interface DenoPermissionOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { denoPermissions } from "./deno_permissions.ts";
  * import { parsePolicy } from "./policy.ts";
  * const p = denoPermissions(parsePolicy({ read: ["/usr"], net: { connect: [80] } }));
- * console.assert(Array.isArray(p.net) && p.net[0] === "localhost:80" && p.run === false);
+ * assert.deepEqual(p.net, ["localhost:80"]);
+ * assert.equal(p.run, false);
  * ```
  */
 export function denoPermissions(

@@ -56,9 +56,11 @@ export interface AbiMasks {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { abiMasks, ACCESS_FS } from "./landlock.ts";
- * console.assert((abiMasks(1).fs & ACCESS_FS.REFER) === 0);
- * console.assert(abiMasks(3).net === 0 && abiMasks(4).net === 3);
+ * assert.equal(abiMasks(1).fs & ACCESS_FS.REFER, 0); // REFER came with ABI 2
+ * assert.equal(abiMasks(3).net, 0);
+ * assert.equal(abiMasks(4).net, 3);
  * ```
  */
 export function abiMasks(abi: number): AbiMasks {
@@ -139,9 +141,10 @@ export type PathKind = "dir" | "file" | "missing";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planPathRules, READ_RIGHTS } from "./landlock.ts";
  * const rules = planPathRules({ read: ["/usr"], write: [] }, 1, () => "dir");
- * console.assert(rules[0].access === READ_RIGHTS);
+ * assert.equal(rules[0].access, READ_RIGHTS);
  * ```
  */
 export function planPathRules(

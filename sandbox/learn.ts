@@ -64,11 +64,12 @@ interface Target {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reduceEvents } from "./learn.ts";
  * const w = (path: string) => ({ kind: "write" as const, pid: 1, syscall: "openat", path,
  *   scope: "parent" as const });
  * const l = reduceEvents([w("/p/src/gen/a.ts"), w("/p/src/gen/b.ts")], { root: "/p" });
- * console.assert(l["write-path"].join() === "src/gen/");
+ * assert.deepEqual(l["write-path"], ["src/gen/"]); // two files, one directory rule
  * ```
  */
 export function reduceEvents(events: TraceEvent[], options: ReduceOptions): Learned {
@@ -160,9 +161,10 @@ export function reduceEvents(events: TraceEvent[], options: ReduceOptions): Lear
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { limitLines } from "./learn.ts";
  * const lines = limitLines({ "write-path": ["out/"], "read-path": [], net: ["127.0.0.1:80"] });
- * console.assert(lines.join("|") === "LIMIT write-path out/|LIMIT net 127.0.0.1:80");
+ * assert.deepEqual(lines, ["LIMIT write-path out/", "LIMIT net 127.0.0.1:80"]);
  * ```
  */
 export function limitLines(
@@ -187,11 +189,12 @@ export function limitLines(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rewriteLimits } from "./learn.ts";
  * const text = "# mine\nFROM command:x\nLIMIT write-path src/ \\\n  docs/\nTASK go\n";
  * const l = { "write-path": ["out/"], "read-path": ["out/"], net: [] };
  * const next = rewriteLimits(text, "a", l);
- * console.assert(next.startsWith("# mine\nFROM command:x\nLIMIT write-path out/\n"));
+ * assert.ok(next.startsWith("# mine\nFROM command:x\nLIMIT write-path out/\n"));
  * ```
  */
 export function rewriteLimits(

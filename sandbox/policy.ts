@@ -49,9 +49,11 @@ export type SandboxPolicyInput = z.input<typeof SandboxPolicySchema>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePolicy } from "./policy.ts";
  * const p = parsePolicy('{"read":["/usr"],"write":["/tmp/x"]}');
- * console.assert(p.net === "none" && p.tmp === true);
+ * assert.equal(p.net, "none");
+ * assert.equal(p.tmp, true);
  * ```
  */
 export function parsePolicy(input: string | unknown): SandboxPolicy {
@@ -104,12 +106,14 @@ export const DEVICE_WRITE = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultPolicy } from "./policy.ts";
  * const dir = await Deno.realPath(await Deno.makeTempDir());
  * await Deno.mkdir(`${dir}/.ostk`);
  * await Deno.mkdir(`${dir}/src`);
  * const p = await defaultPolicy(dir);
- * console.assert(p.write.includes(`${dir}/src`) && !p.write.includes(`${dir}/.ostk`));
+ * assert.ok(p.write.includes(`${dir}/src`));
+ * assert.ok(!p.write.includes(`${dir}/.ostk`));
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -149,9 +153,10 @@ export interface Grants {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePolicy, withGrants } from "./policy.ts";
  * const p = withGrants(parsePolicy({}), { connect: [8080] });
- * console.assert(typeof p.net === "object" && p.net.connect[0] === 8080);
+ * assert.deepEqual(p.net, { connect: [8080], bind: [] }); // "none" widened to one port only
  * ```
  */
 export function withGrants(policy: SandboxPolicy, grants: Grants): SandboxPolicy {

@@ -26,10 +26,11 @@ const MACH_SERVICES = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { seatbeltProfile } from "./seatbelt.ts";
  * import { parsePolicy } from "./policy.ts";
  * const sb = seatbeltProfile(parsePolicy({ read: ["/usr"], write: ["/w"] }));
- * console.assert(sb.includes('(allow file-write*\n  (subpath "/w"))'));
+ * assert.ok(sb.includes('(allow file-write*\n  (subpath "/w"))'));
  * ```
  */
 export function seatbeltProfile(policy: SandboxPolicy, opts: SeatbeltOptions = {}): string {

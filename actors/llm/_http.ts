@@ -151,9 +151,11 @@ export async function openStream(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backoffMs, DEFAULT_RETRY } from "./_http.ts";
  * const p = { ...DEFAULT_RETRY, random: () => 1 };
- * console.assert(backoffMs(0, p) === 500 && backoffMs(10, p) === 8000);
+ * assert.equal(backoffMs(0, p), 500);
+ * assert.equal(backoffMs(10, p), 8000);
  * ```
  */
 export function backoffMs(attempt: number, policy: RetryPolicy): number {

@@ -44,12 +44,15 @@ export interface SseEvent {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sseEvents } from "./_stream.ts";
  * const body = new TextEncoder().encode("event: ping\ndata: {}\n\n: note\ndata: a\ndata: b\n\n");
  * async function* one() { yield body; }
  * const got = [];
  * for await (const e of sseEvents(one(), "test")) got.push(e);
- * console.assert(got.length === 2 && got[0].event === "ping" && got[1].data === "a\nb");
+ * assert.equal(got.length, 2);
+ * assert.equal(got[0].event, "ping");
+ * assert.equal(got[1].data, "a\nb");
  * ```
  */
 export async function* sseEvents(

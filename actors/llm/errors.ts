@@ -16,9 +16,13 @@ export type ProviderErrorCode =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProviderError } from "./errors.ts";
- * const err = new ProviderError("rate_limit", "anthropic:claude-sonnet-4: 429 after 4 retries");
- * console.assert(err.code === "rate_limit" && err.name === "ProviderError");
+ * const err = new ProviderError("rate_limit", "anthropic:claude-sonnet-4: 429 after 4 retries", 429);
+ * assert.ok(err instanceof Error);
+ * assert.equal(err.code, "rate_limit");
+ * assert.equal(err.status, 429);
+ * assert.equal(String(err), "ProviderError: anthropic:claude-sonnet-4: 429 after 4 retries");
  * ```
  */
 export class ProviderError extends Error {

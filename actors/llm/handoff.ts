@@ -41,13 +41,15 @@ export function handoffPath(root: string, alias: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderHandoff } from "./handoff.ts";
  * const md = renderHandoff({
  *   alias: "a-1", model: "ollama:m", reason: "context 95%", task: "fix it", turns: 3,
  *   tokens: 10, usd: 0, files: { "a.txt": { gen: 2, wrote: true } },
  *   agentText: "## Progress\nhalf done\n## Open questions\nwhy?",
  * });
- * console.assert(md.includes("- a.txt gen=2 (written)") && md.includes("why?"));
+ * assert.ok(md.includes("- a.txt gen=2 (written)"));
+ * assert.ok(md.includes("why?"));
  * ```
  */
 export function renderHandoff(h: Handoff): string {

@@ -20,10 +20,11 @@ const ORDER: readonly Pressure[] = ["healthy", "aging", "dying", "draining", "de
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nextPressure } from "./lifecycle.ts";
- * console.assert(nextPressure("healthy", 75, 100) === "aging");
- * console.assert(nextPressure("healthy", 92, 100) === "dying");
- * console.assert(nextPressure("aging", 10, 100) === "aging");
+ * assert.equal(nextPressure("healthy", 75, 100), "aging");
+ * assert.equal(nextPressure("healthy", 92, 100), "dying");
+ * assert.equal(nextPressure("aging", 10, 100), "aging");
  * ```
  */
 export function nextPressure(current: Pressure, used: number, window: number): Pressure {
@@ -54,10 +55,11 @@ export interface Spent {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exceededLimit } from "./lifecycle.ts";
  * const spent = { usd: 0.5, tokens: 1200, turns: 3, wallMs: 10 };
- * console.assert(exceededLimit({ tokens: 1000 }, spent) === "LIMIT tokens 1000 reached (1200 used)");
- * console.assert(exceededLimit({ turns: 4 }, spent) === undefined);
+ * assert.equal(exceededLimit({ tokens: 1000 }, spent), "LIMIT tokens 1000 reached (1200 used)");
+ * assert.equal(exceededLimit({ turns: 4 }, spent), undefined);
  * ```
  */
 export function exceededLimit(limits: ModelLimits, spent: Spent): string | undefined {

@@ -51,10 +51,12 @@ const UNKNOWN: ModelInfo = { contextWindow: 32_768, inPerMTok: 0, outPerMTok: 0,
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelInfo } from "./prices.ts";
  * const info = modelInfo({ provider: "anthropic", model: "claude-sonnet-4-20250514" });
- * console.assert(info.contextWindow === 200_000 && info.inPerMTok === 3);
- * console.assert(!modelInfo({ provider: "openai", model: "mystery" }).priced);
+ * assert.equal(info.contextWindow, 200_000);
+ * assert.equal(info.inPerMTok, 3);
+ * assert.ok(!modelInfo({ provider: "openai", model: "mystery" }).priced);
  * ```
  */
 export function modelInfo(
@@ -88,9 +90,11 @@ export function costUsd(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePriceLines } from "./prices.ts";
  * const o = parsePriceLines("PRICE my-model 1 2 64000\n", "HUMANFILE");
- * console.assert(o["my-model"].outPerMTok === 2 && o["my-model"].contextWindow === 64000);
+ * assert.equal(o["my-model"].outPerMTok, 2);
+ * assert.equal(o["my-model"].contextWindow, 64000);
  * ```
  */
 export function parsePriceLines(text: string, file: string): Record<string, ModelInfo> {

@@ -128,10 +128,12 @@ const FORMS =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseModelSpec } from "./provider.ts";
  * const spec = parseModelSpec("openai-compatible:http://127.0.0.1:8000/v1#qwen3");
- * console.assert(spec.baseUrl === "http://127.0.0.1:8000/v1" && spec.model === "qwen3");
- * console.assert(parseModelSpec("anthropic/claude-sonnet-4").provider === "anthropic");
+ * assert.equal(spec.baseUrl, "http://127.0.0.1:8000/v1");
+ * assert.equal(spec.model, "qwen3");
+ * assert.equal(parseModelSpec("anthropic/claude-sonnet-4").provider, "anthropic");
  * ```
  */
 export function parseModelSpec(spec: string): ModelSpec {
@@ -164,9 +166,11 @@ export function parseModelSpec(spec: string): ModelSpec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { providerFor } from "./provider.ts";
  * const p = providerFor("ollama:qwen3", { env: { get: () => undefined } });
- * console.assert(p.id === "ollama:qwen3" && p.model === "qwen3");
+ * assert.equal(p.id, "ollama:qwen3");
+ * assert.equal(p.model, "qwen3");
  * ```
  */
 export function providerFor(spec: string, options: ProviderOptions = {}): ModelProvider {

@@ -31,11 +31,13 @@ const MASK = "[REDACTED]";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { secretRefs } from "./secrets.ts";
  * const refs = secretRefs("SECRET anthropic env:MY_KEY # mine\nSECRET openai cmd:pass show oa\n");
- * console.assert(refs.get("anthropic")?.kind === "env");
+ * assert.equal(refs.get("anthropic")?.kind, "env");
  * const oa = refs.get("openai");
- * console.assert(oa?.kind === "cmd" && oa.command === "pass show oa");
+ * assert.equal(oa?.kind, "cmd");
+ * assert.equal(oa.command, "pass show oa");
  * ```
  */
 export function secretRefs(humanfile: string): Map<string, SecretRef> {
@@ -79,8 +81,9 @@ export function keySourceFor(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { maskSecrets } from "./secrets.ts";
- * console.assert(maskSecrets("key=sk-abc123456", ["sk-abc123456"]) === "key=[REDACTED]");
+ * assert.equal(maskSecrets("key=sk-abc123456", ["sk-abc123456"]), "key=[REDACTED]");
  * ```
  */
 export function maskSecrets(text: string, secrets: readonly string[]): string {

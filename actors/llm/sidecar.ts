@@ -105,10 +105,27 @@ export async function appendSidecar(path: string, line: SidecarLine): Promise<vo
  *
  * @example
  * ```ts
- * import { loadSidecar } from "./sidecar.ts";
+ * import assert from "node:assert/strict";
+ * import { appendSidecar, loadSidecar } from "./sidecar.ts";
  * const dir = await Deno.makeTempDir();
- * const state = await loadSidecar(`${dir}/a.messages.jsonl`, 0);
- * console.assert(state.messages.length === 0 && state.pressure === "healthy");
+ * const path = `${dir}/a.messages.jsonl`;
+ * const reply = (turn: number) => ({
+ *   v: 1 as const, phase: "call" as const, turn, usd: 0.01,
+ *   usage: { input_tokens: 10, output_tokens: 5 },
+ *   messages: [{ role: "assistant" as const, text: `turn ${turn}`, tool_calls: [] }],
+ * });
+ * await appendSidecar(path, reply(0));
+ * await appendSidecar(path, {
+ *   v: 1, phase: "done", turn: 0, messages: [], pressure: "aging", files: {}, wall_ms: 7,
+ * });
+ * await appendSidecar(path, reply(1));
+ * await appendSidecar(path, reply(2)); // past the drain snapshot: dropped
+ * const state = await loadSidecar(path, 1);
+ * assert.equal(state.messages.length, 1); // turn 0's reply
+ * assert.equal(state.pending?.turn, 1); // its tools are replayed, not asked for again
+ * assert.equal(state.tokens, 30);
+ * assert.equal(state.pressure, "aging");
+ * assert.equal((await Deno.readTextFile(path)).trim().split("\n").length, 3);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -38,9 +38,10 @@ export function kernelTool(wire: string): ToolName | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kernelToolDefs } from "./tool_defs.ts";
  * const read = kernelToolDefs().find((t) => t.name === "file_read")!;
- * console.assert((read.parameters.required as string[]).includes("path"));
+ * assert.ok((read.parameters.required as string[]).includes("path"));
  * ```
  */
 export function kernelToolDefs(): ToolDef[] {

@@ -26,6 +26,7 @@ export interface AssistantTurn {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { collectTurn } from "./turn.ts";
  * import type { StreamEvent } from "./provider.ts";
  * async function* s(): AsyncGenerator<StreamEvent> {
@@ -36,7 +37,7 @@ export interface AssistantTurn {
  *   yield { type: "stop", reason: "tool_use" };
  * }
  * const turn = await collectTurn(s());
- * console.assert(turn.calls[0].args?.path === "a.txt");
+ * assert.equal(turn.calls[0].args?.path, "a.txt");
  * ```
  */
 export async function collectTurn(

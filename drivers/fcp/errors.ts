@@ -20,9 +20,11 @@ export type FcpErrorCode =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FcpError } from "./errors.ts";
- * const err = new FcpError("parse", "unbalanced \" quote", { column: 5 });
- * console.assert(err.code === "parse" && err.column === 5);
+ * const err = new FcpError("parse", "unbalanced \" quote", { column: 5, hint: "close the quote" });
+ * assert.equal(err.code, "parse");
+ * assert.equal(err.toLine(), "unbalanced \" quote (column 5); close the quote");
  * ```
  */
 export class FcpError extends Error {

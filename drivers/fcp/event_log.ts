@@ -23,11 +23,13 @@ export interface Moved<S> {
 /**
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EventLog } from "./event_log.ts";
  * const log = new EventLog<number>();
  * const inc = { prefix: "~" as const, message: "+1", apply: (n: number) => n + 1, revert: (n: number) => n - 1 };
  * log.append({ op: "inc", change: inc });
- * console.assert(log.undo(1)?.state === 0 && log.redo(0)?.state === 1);
+ * assert.equal(log.undo(1)?.state, 0);
+ * assert.equal(log.redo(0)?.state, 1);
  * ```
  */
 export class EventLog<S> {

@@ -105,9 +105,11 @@ export function scanTokens(op: string): Token[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenize } from "./grammar.ts";
  * const t = tokenize(`add box label:"Auth Service" @type:db`);
- * console.assert(t.length === 4 && t[2] === "label:Auth Service");
+ * assert.equal(t.length, 4);
+ * assert.equal(t[2], "label:Auth Service");
  * ```
  */
 export function tokenize(op: string): string[] {
@@ -139,9 +141,13 @@ function refKind(side: string): "cell" | "row" | "column" | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isRange } from "./grammar.ts";
- * console.assert(isRange("A1:F1") && isRange("1:5") && isRange("Sheet2!A1:B10"));
- * console.assert(!isRange("label:x") && !isRange("h1:bold"));
+ * assert.ok(isRange("A1:F1"));
+ * assert.ok(isRange("1:5"));
+ * assert.ok(isRange("Sheet2!A1:B10"));
+ * assert.ok(!isRange("label:x"));
+ * assert.ok(!isRange("h1:bold"));
  * ```
  */
 export function isRange(token: string): boolean {
@@ -188,10 +194,14 @@ export function parseSelector(text: string): Selector {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseOp } from "./grammar.ts";
  * const op = parseOp(`Link a -> b weight:2 @not:kind:test`);
- * console.assert(op.verb === "link" && op.arrows[0] === "->" && op.params.weight === "2");
- * console.assert(op.selectors[0].negated && op.selectors[0].type === "kind");
+ * assert.equal(op.verb, "link");
+ * assert.equal(op.arrows[0], "->");
+ * assert.equal(op.params.weight, "2");
+ * assert.ok(op.selectors[0].negated);
+ * assert.equal(op.selectors[0].type, "kind");
  * ```
  */
 export function parseOp(op: string): ParsedOp {

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseOp, tokenize } from "./mod.ts";
- * console.assert(tokenize(`set name "two words"`)[2] === "two words");
- * console.assert(parseOp("fill A1:F1 value:0").positionals[0] === "A1:F1");
+ * assert.equal(tokenize(`set name "two words"`)[2], "two words");
+ * assert.equal(parseOp("fill A1:F1 value:0").positionals[0], "A1:F1");
  * ```
  *
  * @module

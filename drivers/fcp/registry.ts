@@ -51,15 +51,22 @@ export type Verb<S, R> = VerbSpec<S, R, z.ZodRawShape, z.ZodRawShape>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { z } from "zod";
- * import { defineVerb } from "./registry.ts";
+ * import { parseOp } from "./grammar.ts";
+ * import { defineVerb, VerbRegistry } from "./registry.ts";
  * const echo = defineVerb({
  *   name: "echo",
  *   summary: "say a word",
  *   positionals: { word: z.string().describe("what to say") },
  *   run: (_state: null, args) => args.word,
  * });
- * console.assert(echo.run(null, { word: "hi" }, {} as never) === "hi");
+ * const verbs = new VerbRegistry<null, string>("verb", [echo]);
+ * const op = parseOp("echo hi");
+ * const { verb, args } = verbs.resolve(op);
+ * assert.equal(verb.run(null, args, op), "hi");
+ * assert.throws(() => verbs.resolve(parseOp("echo")), { code: "invalid_args" });
+ * assert.throws(() => verbs.resolve(parseOp("ecko hi")), { code: "unknown_verb" });
  * ```
  */
 export function defineVerb<

@@ -31,13 +31,24 @@ function reply(r: FcpReply): CallToolResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+ * import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
  * import { createFcpServer } from "./server.ts";
  * import { memoryStorage } from "./storage.ts";
  * const server = createFcpServer({
  *   domain: "notes", verbs: [], query: [], storage: memoryStorage(),
  *   session: { create: () => "", decode: () => "", encode: () => new Uint8Array() },
  * });
- * console.assert(server.isConnected() === false);
+ * const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+ * await server.connect(serverSide);
+ * const client = new Client({ name: "doc", version: "0.0.0" });
+ * await client.connect(clientSide);
+ * const { tools } = await client.listTools();
+ * assert.deepEqual(tools.map((t: { name: string }) => t.name).sort(), [
+ *   "notes", "notes_help", "notes_query", "notes_session",
+ * ]);
+ * await client.close();
  * ```
  */
 export function createFcpServer<S>(options: FcpServerOptions<S>): McpServer {

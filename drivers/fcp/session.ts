@@ -109,13 +109,24 @@ function errorLine(err: unknown): string {
 /**
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FcpSession } from "./session.ts";
  * import { memoryStorage } from "./storage.ts";
  * const session = new FcpSession({
- *   domain: "demo", verbs: [], query: [], storage: memoryStorage(),
- *   session: { create: () => "", decode: () => "", encode: () => new Uint8Array() },
+ *   domain: "demo", verbs: [], query: [], storage: memoryStorage({ "a.txt": "x" }),
+ *   session: {
+ *     create: () => "",
+ *     decode: (bytes) => new TextDecoder().decode(bytes),
+ *     encode: (text) => new TextEncoder().encode(text),
+ *   },
  * });
- * console.assert((await session.session("new")).ok);
+ * const opened = await session.session("open a.txt");
+ * assert.ok(opened.ok);
+ * assert.match(opened.text, /^! opened a\.txt \(1 bytes\)/);
+ * // A refusal is an answer on a `?` line, never a throw.
+ * const missing = await session.session("open nosuch.txt");
+ * assert.equal(missing.ok, false);
+ * assert.match(missing.text, /^\? nosuch\.txt: no such file/);
  * ```
  */
 export class FcpSession<S> {

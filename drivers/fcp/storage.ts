@@ -29,10 +29,11 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /**
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memoryStorage } from "./storage.ts";
  * const store = memoryStorage({ "a.json": "{}" });
  * await store.save("b.json", new TextEncoder().encode("[]"));
- * console.assert(store.text("b.json") === "[]");
+ * assert.equal(store.text("b.json"), "[]");
  * ```
  */
 export function memoryStorage(seed: Record<string, string | Uint8Array> = {}): MemoryStorage {

@@ -6,8 +6,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { editDistance } from "./suggest.ts";
- * console.assert(editDistance("unsett", "unset") === 1 && editDistance("ste", "set") === 1);
+ * assert.equal(editDistance("unsett", "unset"), 1);
+ * assert.equal(editDistance("ste", "set"), 1);
  * ```
  */
 export function editDistance(a: string, b: string): number {
@@ -38,8 +40,9 @@ export function editDistance(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { closest } from "./suggest.ts";
- * console.assert(closest("unsett", ["set", "unset", "push"])[0] === "unset");
+ * assert.equal(closest("unsett", ["set", "unset", "push"])[0], "unset");
  * ```
  */
 export function closest(word: string, names: Iterable<string>, limit = 3): string[] {

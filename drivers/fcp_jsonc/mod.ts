@@ -6,10 +6,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+ * import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
  * import { memoryStorage } from "../fcp/mod.ts";
  * import { createJsoncServer } from "./mod.ts";
- * const server = createJsoncServer(memoryStorage({ "deno.json": "{}" }));
- * console.assert(!server.isConnected());
+ * const storage = memoryStorage({ "deno.json": '{\n  // tasks\n  "tasks": {}\n}\n' });
+ * const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+ * await createJsoncServer(storage).connect(serverSide);
+ * const client = new Client({ name: "doc", version: "0.0.0" });
+ * await client.connect(clientSide);
+ * await client.callTool({ name: "jsonc_session", arguments: { action: "open deno.json" } });
+ * await client.callTool({ name: "jsonc", arguments: { ops: ['set tasks.dev "deno run main.ts"'] } });
+ * await client.callTool({ name: "jsonc_session", arguments: { action: "save" } });
+ * // The edit lands and the comment survives.
+ * assert.equal(
+ *   storage.text("deno.json"),
+ *   '{\n  // tasks\n  "tasks": {\n    "dev": "deno run main.ts"\n  }\n}\n',
+ * );
+ * await client.close();
  * ```
  *
  * @module

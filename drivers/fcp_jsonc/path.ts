@@ -38,9 +38,12 @@ function bad(src: string, at: number, what: string): FcpError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePath } from "./path.ts";
  * const p = parsePath('tasks["my task"].cmd');
- * console.assert(p.length === 3 && p[1].text === "my task" && p[1].quoted);
+ * assert.equal(p.length, 3);
+ * assert.equal(p[1].text, "my task");
+ * assert.ok(p[1].quoted);
  * ```
  */
 export function parsePath(src: string): Segment[] {
@@ -95,8 +98,9 @@ const IDENT = /^[A-Za-z_$][\w$-]*$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatPath } from "./path.ts";
- * console.assert(formatPath(["tasks", "my task", 0]) === 'tasks["my task"][0]');
+ * assert.equal(formatPath(["tasks", "my task", 0]), 'tasks["my task"][0]');
  * ```
  */
 export function formatPath(path: (string | number)[]): string {
