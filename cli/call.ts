@@ -76,7 +76,7 @@ policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, a
           out(String(r.output ?? ""));
           out(`[exit ${r.exit_code}${r.timed_out ? ", timed out" : ""}] ${r.kind}`);
         } else {
-          const merged = r.merged ? ` (merged: ${r.merged})` : "";
+          const merged = r.merge_note ? `, ${r.merge_note}` : "";
           out(
             `ok ${response.tool} ${r.path} gen=${r.gen}${
               r.unchanged ? " (unchanged)" : ""

@@ -260,7 +260,7 @@ export function kernelResult(response: ToolResponse): ToolResult {
       structuredContent: { tool: response.tool, ...r },
     };
   }
-  const flags = `${r.unchanged ? " (unchanged)" : ""}${r.merged ? ` (merged: ${r.merged})` : ""}`;
+  const flags = `${r.unchanged ? " (unchanged)" : ""}${r.merge_note ? `, ${r.merge_note}` : ""}`;
   let text = `[${response.tool}] ${r.path} gen=${r.gen}${flags}`;
   if (typeof r.text === "string") text = r.text;
   else if (r.encoding === "base64") text += ` (binary, ${r.bytes} bytes, base64)\n${r.content}`;

@@ -119,6 +119,28 @@ export function hotPr(input: HotPrInput): HotPrResult {
   return suggestOrConflict(input, baseLines, currentLines, ours, theirs);
 }
 
+/**
+ * What a tier-1 outcome did, in words a person reads after a write: the tier and what it did,
+ * never the bare `kind` (`merged: merged` said nothing). Tiers 2 and 3 wrote nothing; their
+ * words are in the refusal.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { hotPr, tierOneWords } from "./hot_pr.ts";
+ * const base = "a\nb\nc\nd\ne\nf\ng\nh\n";
+ * const r = hotPr({ base, current: base.replace("a", "A"), mine: base.replace("h", "H") });
+ * assert.ok(r.tier === 1);
+ * assert.equal(tierOneWords(r), "merged with a concurrent edit (tier 1)");
+ * ```
+ */
+export function tierOneWords(result: Extract<HotPrResult, { tier: 1 }>): string {
+  if (result.kind === "merged") return "merged with a concurrent edit (tier 1)";
+  return result.reason === "already_applied"
+    ? "the same change was already on disk (tier 1)"
+    : "rebased: the writes since your read left the text as you read it (tier 1)";
+}
+
 /** Tier 2 if the clash is small and anchorable, tier 3 otherwise. */
 function suggestOrConflict(
   input: HotPrInput,

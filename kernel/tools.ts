@@ -15,7 +15,7 @@ import { pick, staleError, type ToolError, toToolError } from "./tool_errors.ts"
 import { FoldCache } from "./fold_cache.ts";
 import { appendNudge, nudgeRefusal, takeNudges } from "./nudge.ts";
 import { contentHash, GenTable, readShadow } from "./gen_table.ts";
-import { hotPr } from "./hot_pr.ts";
+import { hotPr, tierOneWords } from "./hot_pr.ts";
 import type { Signer } from "./identity.ts";
 import type { OstkPaths } from "./layout.ts";
 import { checkWrite, loadPolicy, type Policy } from "./pin_caps.ts";
@@ -509,7 +509,7 @@ export class Kernel {
     apply: (current: string, exists: boolean) => string,
     applyToBase: (base: string) => string | undefined,
   ): Promise<Record<string, unknown>> {
-    let outcome: { merged?: string; unchanged?: boolean } = {};
+    let outcome: { merged?: string; words?: string; unchanged?: boolean } = {};
     let conflict: OstkError | undefined;
     let adopted: { row: { gen: number; hash: string }; prevGen: number } | undefined;
     let bypass: Record<string, number> | undefined;
@@ -565,7 +565,7 @@ export class Kernel {
           throw conflict;
         }
         next = merge.text;
-        outcome = { merged: merge.kind };
+        outcome = { merged: merge.kind, words: tierOneWords(merge) };
       } else {
         next = apply(tool === "file:edit" ? text() : "", exists);
       }
@@ -603,7 +603,8 @@ export class Kernel {
     if (adopted) bypass = await this.#auditBypass(rel, adopted.row, adopted.prevGen, caller);
     const extra = {
       ...(bypass ? { bypass } : {}),
-      ...(outcome.merged ? { merged: outcome.merged } : {}),
+      // `merged` is the kind, for programs (and the audit row); `merge_note` is for people.
+      ...(outcome.merged ? { merged: outcome.merged, merge_note: outcome.words } : {}),
     };
     if (!row) return { path: rel, gen: prev?.gen ?? 0, unchanged: true, ...extra };
     await this.#log.append({

@@ -106,7 +106,7 @@ Deno.test("mcp stdio: read → edit → stale edit far apart merges (Hot PR), au
       });
       assert.ok(!second.isError, textOf(second));
       assert.ok(structured(second).merged, `expected a merge: ${textOf(second)}`);
-      assert.match(textOf(second), /merged/);
+      assert.match(textOf(second), /gen=\d+, merged with a concurrent edit \(tier 1\)/);
       const text = await Deno.readTextFile(`${project.root}/notes.txt`);
       assert.match(text, /^LINE 2$/m);
       assert.match(text, /^LINE 18$/m);

@@ -89,11 +89,19 @@ Deno.test("kernelResult: text, digest envelope and isError follow the kernel's a
   const ok = kernelResult({
     ok: true,
     tool: "file:edit",
-    result: { path: "a.txt", gen: 3, merged: "clean" },
+    result: {
+      path: "a.txt",
+      gen: 3,
+      merged: "merged",
+      merge_note: "merged with a concurrent edit (tier 1)",
+    },
     digest: "[procs] 0 alive",
   });
   assert.equal(ok.isError, undefined);
-  assert.match(ok.content[0].text, /^\[file:edit\] a\.txt gen=3 \(merged: clean\)\n\n\[procs\]/);
+  assert.match(
+    ok.content[0].text,
+    /^\[file:edit\] a\.txt gen=3, merged with a concurrent edit \(tier 1\)\n\n\[procs\]/,
+  );
   const refused = kernelResult({
     ok: false,
     tool: "file:edit",

@@ -208,6 +208,7 @@ Deno.test("hot pr tier 1: stale edits 4 unchanged lines apart merge", async () =
       }, { alias: "b" }),
     );
     assert.equal(res.merged, "merged");
+    assert.equal(res.merge_note, "merged with a concurrent edit (tier 1)");
     assert.equal(res.gen, 3);
     assert.equal(res.prev_gen, 2);
     const want = [...lines];
