@@ -1,7 +1,8 @@
 /**
  * Kernel write-path cost: a `file:edit` through the kernel against a bare atomic write of the
- * same bytes, where the kernel's time goes, and what 304 elision saves on a recorded session.
- * Prints figures; asserts nothing.
+ * same bytes, where the kernel's time goes, and what 304 elision saves on a generated session
+ * (fixtures/sessions/reread, written by its generate.ts from a fixed seed: a model of two agents
+ * re-reading files, not a recording of real ones). Prints figures; asserts nothing.
  *
  *   deno run --allow-read --allow-write --allow-env bench/kernel_bench.ts
  *   deno run ... bench/kernel_bench.ts --ops 1000 --size 16384
@@ -31,7 +32,7 @@ const ALIAS = "bench-1";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** One step of a recorded session; the kernel validates `args` itself. */
+/** One step of the generated session; the kernel validates `args` itself. */
 const SessionStep = z.object({
   alias: z.string(),
   tool: z.enum(["file:read", "file:edit"]),
@@ -241,7 +242,7 @@ async function breakdown(
   return names.map((name) => ({ name, stats: stats(samples.get(name)!) }));
 }
 
-/** (e): replay the committed session and count what elision kept off the wire. */
+/** (e): replay the generated session and count what elision kept off the wire. */
 async function replay(scratch: string, key: OperatorKey) {
   const dir = `${scratch}/reread`;
   await copyTree(`${FIXTURE}tree`, dir);
@@ -354,7 +355,8 @@ async function main(): Promise<void> {
     const { steps, totals, readMs } = await replay(scratch, key);
     const saved = totals.without === 0 ? 0 : 1 - totals.sent / totals.without;
     console.log(
-      `(e) 304 elision, fixtures/sessions/reread: ${steps} steps, ${totals.reads} reads ` +
+      `(e) 304 elision on a GENERATED session (fixtures/sessions/reread/generate.ts, fixed ` +
+        `seed; a model of two agents, not a recording): ${steps} steps, ${totals.reads} reads ` +
         `(${totals.elided} elided), ${totals.edits} edits, ${totals.refused} refused`,
     );
     const changed = totals.reads - totals.elided - totals.first;

@@ -165,20 +165,33 @@ Deno.test("compress: classification table", () => {
 
 // --- the real corpus ------------------------------------------------------------------------
 
+interface Meta {
+  command: string;
+  exit_code: number;
+  ran_in: string;
+  shows: string;
+  provenance: string;
+}
+
 interface Fixture {
   name: string;
   text: string;
-  meta: { command: string; exit_code: number };
+  meta: Meta;
+}
+
+/** fixtures/compress/manifest.json: provenance per fixture, keyed by name. */
+async function manifest(): Promise<Record<string, Meta>> {
+  return JSON.parse(await Deno.readTextFile(new URL("manifest.json", FIXTURES))).fixtures;
 }
 
 async function corpus(): Promise<Fixture[]> {
+  const metas = await manifest();
   const out: Fixture[] = [];
   for await (const entry of Deno.readDir(FIXTURES)) {
     if (!entry.name.endsWith(".out")) continue;
     const name = entry.name.slice(0, -4);
     const text = new TextDecoder().decode(await Deno.readFile(new URL(entry.name, FIXTURES)));
-    const meta = JSON.parse(await Deno.readTextFile(new URL(`${name}.meta.json`, FIXTURES)));
-    out.push({ name, text, meta });
+    out.push({ name, text, meta: metas[name] });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -190,14 +203,36 @@ function plainLines(text: string): string[] {
   return stripped.split(/\r\n|\n|\r/).map((l) => l.trim()).filter((l) => l !== "");
 }
 
-Deno.test("compress corpus: at least 8 real fixtures, each with its command and exit code", async () => {
+Deno.test("compress corpus: at least 8 real fixtures, each with its provenance in the manifest", async () => {
   const all = await corpus();
   assert.ok(all.length >= 8, `${all.length} fixtures`);
+  assert.deepEqual(
+    Object.keys(await manifest()).sort(),
+    all.map((f) => f.name),
+    "manifest.json has exactly one entry per .out file",
+  );
   for (const f of all) {
-    assert.equal(typeof f.meta.command, "string", f.name);
+    assert.ok(f.meta, `${f.name} has no entry in manifest.json`);
     assert.equal(typeof f.meta.exit_code, "number", f.name);
+    for (const field of ["command", "ran_in", "shows", "provenance"] as const) {
+      assert.ok(
+        typeof f.meta[field] === "string" && f.meta[field].length > 0,
+        `${f.name}.${field}`,
+      );
+    }
     assert.ok(f.text.length > 0, f.name);
   }
+  // The diff fixture is a diff between two real revisions, not against an empty file.
+  const diff = all.find((f) => f.name === "git_diff_tools")!;
+  assert.match(
+    diff.text,
+    /^diff --git a\/kernel\/tools\.ts b\/kernel\/tools\.ts\nindex [0-9a-f]+\.\.[0-9a-f]+ /,
+  );
+  assert.doesNotMatch(diff.text, /^@@ -0,0 /m);
+  assert.ok(
+    (diff.text.match(/^-(?!--)/gm) ?? []).length > 0,
+    "lines removed from the old revision",
+  );
   // Raw bytes were saved: colour is in the corpus for the ANSI stage to chew on.
   assert.ok(all.filter((f) => f.text.includes("\x1b[")).length >= 5);
   assert.ok(all.some((f) => /\r(?!\n)/.test(f.text)), "a fixture with \\r progress lines");
@@ -233,7 +268,7 @@ Deno.test("compress corpus: each fixture is classified as what it is", async () 
     deno_check_error: "failure",
     deno_test_fail: "test-report",
     deno_test_pass: "test-report",
-    diff_u_tools: "diff",
+    git_diff_tools: "diff",
     git_clone_progress: "success",
     git_log_stat: "success",
     ls_laR_doc: "success",
