@@ -42,8 +42,9 @@ export const agentfileNewCommand: Command = {
   name: "agentfile new",
   summary: "Write a commented Agentfile template (never overwrites a file).",
   usage: "agentfile new <path> [--from <cpu>] [--task <text>]",
-  help: `  --from <cpu>    script:<transcript.jsonl>, command:<argv...> or <provider>/<model>
-                  (default script:transcript.jsonl)
+  help: `  --from <cpu>    script:<transcript.jsonl>, command:<argv...>, or a model:
+                  anthropic:<model>, openai:<model>, ollama:<model> or
+                  openai-compatible:<base-url>#<model> (default script:transcript.jsonl)
   --task <text>   what the agent is to do (default: a placeholder to replace)`,
   async run(ctx) {
     const { values, positionals } = parseFlags("agentfile new", ctx.argv, {
@@ -153,12 +154,14 @@ export function agentfileTemplate(from: string, task: string): string {
     `# Agentfile: what one ostk worker runs, does, and may touch. One directive per line;
 # '#' starts a comment. Check it with 'ostk agentfile lint <file>'.
 #
-#   FROM script:<transcript.jsonl> | command:<argv...> | <provider>/<model> (models: not yet)
+#   FROM script:<transcript.jsonl> | command:<argv...> | <model>, where <model> is one of
+#        anthropic:<name> openai:<name> ollama:<name> openai-compatible:<base-url>#<name>
 #   TASK <text>        continue it with a trailing '\\' or on indented lines
 #   LIMIT budget_usd <dollars> | turns <n> | tokens <n> | wall_clock <30s|10m|2h>
 #   LIMIT permissions plan|governed|auto|autonomous
 #   LIMIT write-path <paths...> | read-path <paths...> | net <host:port...>|none
 #   LIMIT revival_policy revive|reap|ask
+#   LIMIT successor auto|none    a model session that drains with a handoff is continued
 #   PIN <pin>          TOOL <Class>[(substring)]       ISOLATION none|landlock|seatbelt
 #   FROM-PROFILE <name>  inherit .ostk/profiles/<name>.Agentfile; lines here win
 

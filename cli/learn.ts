@@ -102,7 +102,7 @@ ENOENT…) are kept and reported; failed reads, EEXIST and ENXIO are dropped.`,
       if (from.kind === "model") {
         throw new OstkError(
           "bad_input",
-          `FROM ${from.model}: model CPUs do not run yet, so there is nothing to observe`,
+          `FROM ${from.model}: a model CPU runs in the daemon; there is no program to observe`,
           spec.from!.source,
           "use FROM command:<argv>, or 'ostk learn -- CMD…'",
         );

@@ -6,7 +6,7 @@
  * `task-looks-like-directive` (warning), `missing-from`, `missing-task`, `duplicate-directive`,
  * `missing-profile`, `profile-cycle`, `permissions-tool-conflict`, `privileged-tool` (warning),
  * `net-none-mixed`, `write-outside-read` (warning), `isolation-none-unenforced` (warning),
- * `isolation-unsupported` (warning), `from-model-reserved` (warning).
+ * `isolation-unsupported` (warning).
  */
 import { agentfileProblem, parseAgentfileLenient } from "./agentfile_parse.ts";
 import {
@@ -355,14 +355,6 @@ function conflicts(spec: ResolvedSpec, add: Add): void {
   }
   if (iso && NOT_YET.includes(iso.value)) {
     add("isolation-unsupported", iso.source, notYet(iso.value), "warning");
-  }
-  if (spec.from?.value.kind === "model") {
-    add(
-      "from-model-reserved",
-      spec.from.source,
-      `FROM ${spec.from.value.model}: model CPUs are reserved and cannot run yet`,
-      "warning",
-    );
   }
 }
 

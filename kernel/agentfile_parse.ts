@@ -28,7 +28,6 @@ import {
   LIMIT_KEYS,
   type LimitKey,
   LIST_LIMITS,
-  ModelNameValue,
   NetValue,
   PathValue,
   PermissionModeSchema,
@@ -42,6 +41,7 @@ import {
   WallClockValue,
 } from "./agentfile_schema.ts";
 import { OstkError } from "./errors.ts";
+import { MODEL_SPEC_FORMS, parseModelSpec } from "./model_spec.ts";
 import type { z } from "zod";
 
 /** A word of a line, quotes removed, with the column its first character stood at. */
@@ -358,7 +358,7 @@ type Bad = (at: { line: number; column: number }, msg: string, hint?: string) =>
 type Value = <T>(schema: z.ZodType<T>, w: Word, what: string, options?: readonly string[]) => T;
 
 function parseFrom(words: Word[], keyword: Word, bad: Bad): From {
-  const cpus = "script:<path>, command:<argv...> or <provider>/<model>";
+  const cpus = `script:<path>, command:<argv...>, or a model: ${MODEL_SPEC_FORMS}`;
   if (words.length === 0) bad(keyword, `FROM needs a CPU: ${cpus}`);
   const [first, ...rest] = words;
   if (first.text.startsWith("command:")) {
@@ -379,9 +379,18 @@ function parseFrom(words: Word[], keyword: Word, bad: Bad): From {
     if (script === "") bad(first, "FROM script: needs the path of a transcript");
     return { kind: "script", script };
   }
-  const model = ModelNameValue.safeParse(first.text);
-  if (!model.success) return bad(first, `FROM: expected ${cpus}, found '${first.text}'`);
-  return { kind: "model", provider: first.text.split("/")[0], model: first.text };
+  // The parser `ostk spawn --model` and the daemon use, so a FROM line takes every model form
+  // they take and refuses what they would refuse, with the same reason.
+  try {
+    return { kind: "model", provider: parseModelSpec(first.text).provider, model: first.text };
+  } catch (err) {
+    if (!(err instanceof OstkError)) throw err;
+    const why = String(err.details?.why ?? err.message);
+    if (why === "unknown provider") {
+      return bad(first, `FROM: expected ${cpus}; found '${first.text}'`);
+    }
+    return bad(first, `FROM ${first.text}: ${why}`, `a model is ${MODEL_SPEC_FORMS}`);
+  }
 }
 
 function parseLimit(words: Word[], keyword: Word, bad: Bad, value: Value): Limit {

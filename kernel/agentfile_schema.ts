@@ -5,6 +5,7 @@
  * findings. Types are inferred from the schemas.
  */
 import { z } from "zod";
+import { MODEL_PROVIDERS } from "./model_spec.ts";
 
 /** Directive keywords, as written (upper case). */
 export const DIRECTIVES = [
@@ -116,12 +117,6 @@ export const NetValue = z.string().refine((entry) => {
   return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
 }, "expected host:port (port 1-65535) or 'none'");
 
-/** A model name for `FROM`: `<provider>/<model>`, e.g. `anthropic/claude-sonnet-4`. */
-export const ModelNameValue = z.string().regex(
-  /^[a-z0-9][a-z0-9_-]*\/[A-Za-z0-9][A-Za-z0-9._:-]*$/,
-  "expected script:<path>, command:<argv...> or a model name <provider>/<model>",
-);
-
 // ---- the AST of one file ----
 
 /** Where something was written; columns and lines count from 1. */
@@ -132,14 +127,20 @@ export const SourceSchema = z.strictObject({
 });
 export type Source = z.infer<typeof SourceSchema>;
 
-/** What runs the session. `model` CPUs are reserved for the LLM issue; they parse but do not run. */
+/**
+ * What runs the session. A `model` is any spec `ostk spawn --model` takes, read by the same
+ * parser (kernel/model_spec.ts) and kept as written: the daemon parses it again to pick the
+ * provider.
+ */
 export const FromSchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("script"), script: z.string().min(1) }),
   z.strictObject({ kind: z.literal("command"), command: z.array(z.string()).min(1) }),
   z.strictObject({
     kind: z.literal("model"),
-    provider: z.string().min(1),
-    model: z.string().min(1).describe("the full name, provider/model"),
+    provider: z.enum(MODEL_PROVIDERS),
+    model: z.string().min(1).describe(
+      "the spec as written: anthropic:<model>, openai/<model>, openai-compatible:<url>#<model>…",
+    ),
   }),
 ]);
 export type From = z.infer<typeof FromSchema>;

@@ -3,7 +3,7 @@
  * request. Messages and events are provider-neutral; each provider module translates them to
  * and from its own wire protocol. `providerFor` picks the provider by the spec's prefix.
  */
-import { OstkError } from "../../kernel/errors.ts";
+import { type ModelSpec, parseModelSpec } from "../../kernel/model_spec.ts";
 import { AnthropicProvider } from "./anthropic.ts";
 import type { HttpOptions, RetryInfo, RetryPolicy } from "./_http.ts";
 import { OllamaProvider } from "./ollama.ts";
@@ -70,13 +70,8 @@ export interface ModelProvider {
   secrets(): Promise<string[]>;
 }
 
-/** Which provider a spec names, and where it lives. */
-export interface ModelSpec {
-  provider: "anthropic" | "openai" | "openai-compatible" | "ollama";
-  model: string;
-  /** Only for `openai-compatible`: the base URL before `/chat/completions`. */
-  baseUrl?: string;
-}
+// The spec parser lives in kernel/ so an Agentfile's FROM line reads specs with it too.
+export { type ModelSpec, parseModelSpec };
 
 /** How `providerFor` finds keys and base URLs, retries, and reports retries. */
 export interface ProviderOptions {
@@ -118,47 +113,6 @@ export const BASE_URL_VARS = [
   "OSTK_OPENAI_BASE_URL",
   "OSTK_OLLAMA_HOST",
 ];
-
-const FORMS =
-  "anthropic:<model>, openai:<model>, ollama:<model> or openai-compatible:<base-url>#<model>";
-
-/**
- * Parse a model spec. The Agentfile form `<provider>/<model>` is accepted for the three named
- * providers.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseModelSpec } from "./provider.ts";
- * const spec = parseModelSpec("openai-compatible:http://127.0.0.1:8000/v1#qwen3");
- * assert.equal(spec.baseUrl, "http://127.0.0.1:8000/v1");
- * assert.equal(spec.model, "qwen3");
- * assert.equal(parseModelSpec("anthropic/claude-sonnet-4").provider, "anthropic");
- * ```
- */
-export function parseModelSpec(spec: string): ModelSpec {
-  const bad = (why: string): never => {
-    throw new OstkError("bad_input", `model '${spec}': ${why}`, {}, `expected ${FORMS}`);
-  };
-  const compat = /^openai-compatible:(.+)#([^#]+)$/.exec(spec);
-  if (compat) {
-    let url: URL;
-    try {
-      url = new URL(compat[1]);
-    } catch {
-      return bad(`'${compat[1]}' is not a URL`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") bad("the base URL must be http(s)");
-    return {
-      provider: "openai-compatible",
-      model: compat[2],
-      baseUrl: compat[1].replace(/\/+$/, ""),
-    };
-  }
-  const m = /^(anthropic|openai|ollama)[:/](.+)$/.exec(spec);
-  if (!m) return bad("unknown provider");
-  return { provider: m[1] as ModelSpec["provider"], model: m[2] };
-}
 
 /**
  * The provider for a spec. Base URLs come from `OSTK_ANTHROPIC_BASE_URL`, `OSTK_OPENAI_BASE_URL`

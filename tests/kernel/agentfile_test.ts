@@ -14,6 +14,7 @@ import {
 } from "../../kernel/agentfile_lint.ts";
 import type { Directive, Finding } from "../../kernel/agentfile_schema.ts";
 import { OstkError } from "../../kernel/errors.ts";
+import { parseModelSpec } from "../../kernel/model_spec.ts";
 
 const FIXTURES = decodeURIComponent(new URL("../../fixtures/agentfiles", import.meta.url).pathname);
 const PROFILES = `${FIXTURES}/profiles`;
@@ -42,9 +43,6 @@ const GOOD: [string, string, unknown[]][] = [
   ]],
   ["quoted script path", `FROM script:"my dir/t.jsonl"`, [
     { directive: "FROM", from: { kind: "script", script: "my dir/t.jsonl" } },
-  ]],
-  ["model names are reserved but parse", "FROM openai/gpt-5.1", [
-    { directive: "FROM", from: { kind: "model", provider: "openai", model: "openai/gpt-5.1" } },
   ]],
   ["backslash continuation joins with one space", "TASK fix the \\\n    parser  \\\nnow", [
     { directive: "TASK", text: "fix the parser now" },
@@ -120,6 +118,61 @@ for (const [name, text, expected] of GOOD) {
   Deno.test(`parse: ${name}`, () => assert.deepEqual(bare(text), expected));
 }
 
+/**
+ * [spec, provider]: every form `ostk spawn --model` takes (kernel/model_spec.ts, the parser the
+ * daemon checks a spawn with) is a FROM line, kept as written for the daemon to parse again.
+ */
+const MODEL_FORMS: [string, string][] = [
+  ["anthropic:claude-sonnet-4", "anthropic"],
+  ["anthropic/claude-sonnet-4-20250514", "anthropic"],
+  ["openai:gpt-4o", "openai"],
+  ["openai/gpt-5.1", "openai"],
+  ["ollama:qwen3:8b", "ollama"],
+  ["ollama/llama3.2", "ollama"],
+  ["openai-compatible:http://127.0.0.1:8000/v1#qwen3", "openai-compatible"],
+  ["openai-compatible:https://llm.example.com/v1/#org/model-7b", "openai-compatible"],
+];
+
+for (const [spec, provider] of MODEL_FORMS) {
+  Deno.test(`parse: FROM ${spec} is a ${provider} model, as spawn reads it`, () => {
+    assert.equal(parseModelSpec(spec).provider, provider);
+    assert.deepEqual(bare(`FROM ${spec}`), [
+      { directive: "FROM", from: { kind: "model", provider, model: spec } },
+    ]);
+  });
+}
+
+/** [spec, why]: what spawn refuses, FROM refuses with the same reason. */
+const BAD_MODELS: [string, RegExp][] = [
+  ["gemini:pro", /expected script:.*openai-compatible:<base-url>#<model>; found 'gemini:pro'/],
+  ["claude", /expected script:/],
+  ["openai-compatible:ftp://h:21/v1#m", /the base URL must be http\(s\)/],
+  ["openai-compatible:not a url#m", /'not a url' is not a URL/],
+  ["openai-compatible:http://h:8000/v1", /needs the server's base URL, then #<model>/],
+];
+
+for (const [spec, why] of BAD_MODELS) {
+  Deno.test(`parse error: FROM ${spec} is refused as spawn refuses it`, () => {
+    let reason = "";
+    assert.throws(() => parseModelSpec(spec), (e) => {
+      reason = e instanceof OstkError ? String(e.details?.why) : "";
+      return reason !== "";
+    });
+    const { problems } = parseAgentfileLenient(`FROM "${spec}"`, "m.Agentfile");
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0].details?.rule, "bad-value");
+    assert.deepEqual(problems[0].site, { file: "m.Agentfile", line: 1, column: 6 });
+    assert.match(problems[0].message, why);
+    if (reason !== "unknown provider") assert.ok(problems[0].message.endsWith(`: ${reason}`));
+  });
+}
+
+Deno.test("lint: a model FROM is a runnable CPU, with no warning", async () => {
+  for (const [spec] of MODEL_FORMS) {
+    assert.deepEqual(await lint({ text: `FROM ${spec}\nTASK go\n` }), []);
+  }
+});
+
 Deno.test("parse: each directive's source is its keyword's line and column", () => {
   const ast = parseAgentfile("# c\nFROM script:a\n\nTASK x \\\n  y\nPIN p\n", "f.Agentfile");
   assert.deepEqual(ast.directives.map((d) => [d.source.file, d.source.line, d.source.column]), [
@@ -140,6 +193,7 @@ const BAD: [string, string, string, number, number, RegExp][] = [
   ["file ends mid-continuation", "LIMIT write-path a \\", "syntax", 1, 1, /file ends/],
   ["FROM without a CPU", "FROM", "bad-value", 1, 1, /FROM needs a CPU/],
   ["FROM of unknown kind", "FROM docker:img", "bad-value", 1, 6, /expected script:/],
+  ["FROM model without a URL", "FROM openai-compatible:qwen3", "bad-value", 1, 6, /base URL/],
   ["FROM script with two paths", "FROM script:a b", "bad-value", 1, 15, /takes one CPU/],
   ["FROM empty script", "FROM script:", "bad-value", 1, 6, /needs the path/],
   ["FROM empty command", "FROM command:", "bad-value", 1, 6, /needs a program/],
@@ -377,7 +431,6 @@ const LINT: [string, "error" | "warning", string, number][] = [
     3,
   ],
   ["isolation-unsupported", "warning", "FROM script:a\nTASK go\nISOLATION firecracker", 3],
-  ["from-model-reserved", "warning", "FROM anthropic/claude-opus-4\nTASK go", 1],
   ["task-looks-like-directive", "warning", "FROM script:a\nTASK go\n  LIMIT turns 3", 3],
 ];
 
