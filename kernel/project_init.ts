@@ -10,16 +10,24 @@ import { type OstkPaths, ostkPaths } from "./layout.ts";
 import { DEFAULT_PIN_CAPS } from "./pin_caps.ts";
 import { syncDir } from "./atomic_write.ts";
 
-/** Lines of `.ostk/.gitignore`: runtime files that must never be committed. */
-export const GITIGNORE = `# runtime state of the ostk daemon; never commit
+/**
+ * Lines of `.ostk/.gitignore`: runtime files that must never be committed. What stays tracked
+ * is what a clone needs to verify and reproduce the project: HUMANFILE, the audit log and its
+ * head, the gen table, identity.pub, pins, agents and profiles.
+ */
+export const GITIGNORE = `# runtime state of ostk; never commit
 ostk.sock
-anchor.lock
-drain/
-shadows/
-drivers/
-traces/
-daemon.log
 ostk.sock.path
+anchor.lock
+daemon.log
+drivers/
+gen_table.lock
+shadows/
+drain/
+handoff/
+nudges/
+traces/
+needles/*.lock
 *.tmp
 `;
 
