@@ -30,6 +30,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { compressOutput } from "../kernel/compress.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { precacheDenoDriver } from "./deno_precache.ts";
 import type { DriverEntry } from "./driver_registry.ts";
 
 /** The answer of one outbound tool call (the SDK's CallToolResult, loosely typed). */
@@ -166,6 +167,9 @@ export async function spawnDriver(
   timeoutMs = DEFAULT_TIMEOUT_MS,
   wrap?: (argv: string[]) => string[],
 ): Promise<DriverConnection> {
+  // A Deno script's modules are fetched first, with our network and certificate settings: in
+  // the sandbox it has no network, and outside it gets only a few of our variables.
+  await precacheDenoDriver(entry, cwd);
   // `wrap` runs the server under something else (the sandbox helper, which execs in place).
   const [command, ...args] = wrap ? wrap(entry.command) : entry.command;
   const transport = new StdioClientTransport({

@@ -15,15 +15,14 @@ import {
   startDaemonProcess,
   withProject,
 } from "../helpers/daemon_fixture.ts";
-import { sharedDenoDir } from "./mcp_fixture.ts";
+import { fakeDriverLine } from "./mcp_fixture.ts";
 
 const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
-const FAKE = `${REPO}/tests/drivers/driver_fake_server.ts`;
 
 async function declareFake(project: Project): Promise<void> {
-  const line = `mcp: fake DENO_DIR=${await sharedDenoDir()} ${Deno.execPath()} run --no-lock ` +
-    `--config ${REPO}/deno.json --allow-env --allow-read --allow-write ${FAKE}`;
-  await Deno.writeTextFile(project.paths.humanfile, line + "\n", { append: true });
+  await Deno.writeTextFile(project.paths.humanfile, (await fakeDriverLine()) + "\n", {
+    append: true,
+  });
 }
 
 interface CallAnswer {

@@ -13,10 +13,7 @@ import {
   withProject,
 } from "../helpers/daemon_fixture.ts";
 import { ostkCommand } from "../helpers/run_ostk.ts";
-import { npmServers, sharedDenoDir } from "./mcp_fixture.ts";
-
-const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
-const FAKE = `${REPO}/tests/drivers/driver_fake_server.ts`;
+import { fakeDriverLine, npmServers } from "./mcp_fixture.ts";
 
 /** Declare every, fs, fake and a built-in in the project's HUMANFILE; returns the pid file. */
 async function declare(project: Project): Promise<string> {
@@ -25,8 +22,10 @@ async function declare(project: Project): Promise<string> {
   const lines = [
     `mcp: every node ${modules}/@modelcontextprotocol/server-everything/dist/index.js`,
     `mcp: fs node ${modules}/@modelcontextprotocol/server-filesystem/dist/index.js ${project.root}`,
-    `mcp: fake DENO_DIR=${await sharedDenoDir()} FAKE_PID_FILE=${pidFile} ${Deno.execPath()} run ` +
-    `--no-lock --config ${REPO}/deno.json --allow-env --allow-write ${FAKE}`,
+    await fakeDriverLine({
+      env: { FAKE_PID_FILE: pidFile },
+      permissions: ["--allow-env", "--allow-write"],
+    }),
     "DRIVER files",
   ];
   await Deno.writeTextFile(project.paths.humanfile, lines.join("\n") + "\n", { append: true });

@@ -29,6 +29,52 @@ export function sharedDenoDir(): Promise<string> {
   return denoDir;
 }
 
+const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
+
+/** The fake MCP server the driver tests declare (see its header for its tools). */
+export const FAKE_DRIVER = `${REPO}/tests/drivers/driver_fake_server.ts`;
+
+/** How a test declares the fake server; every field has a default. */
+export interface FakeDriverOptions {
+  /** Its Deno cache (default: this runner's, so warm after the first start). */
+  denoDir?: string;
+  /** More `NAME=value` words for its environment (e.g. FAKE_PID_FILE). */
+  env?: Record<string, string>;
+  /** Its Deno permission flags. */
+  permissions?: string[];
+}
+
+/**
+ * The HUMANFILE line `mcp: fake …` that runs the fake server with this Deno, resolved through
+ * the repository's config and lock (frozen, so a run never rewrites it). The kernel caches the
+ * server's modules before it starts it; nothing here warms the cache.
+ */
+export async function fakeDriverLine(options: FakeDriverOptions = {}): Promise<string> {
+  const env = { DENO_DIR: options.denoDir ?? await sharedDenoDir(), ...options.env };
+  const permissions = options.permissions ?? ["--allow-env", "--allow-read", "--allow-write"];
+  return [
+    "mcp: fake",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Deno.execPath(),
+    "run",
+    "--frozen",
+    "--config",
+    `${REPO}/deno.json`,
+    ...permissions,
+    FAKE_DRIVER,
+  ].join(" ");
+}
+
+/**
+ * The runner's network settings (proxies, CA bundles, npm registry): `ostk` children get a clean
+ * environment, and a daemon that fetches a driver's modules needs what the operator's would have.
+ */
+export function networkEnv(): Record<string, string> {
+  const names =
+    /^(https?_proxy|no_proxy|all_proxy|ssl_cert_(file|dir)|node_extra_ca_certs|deno_cert|deno_tls_ca_store|npm_config_registry)$/i;
+  return Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => names.test(k)));
+}
+
 /** The environment `ostk` children of this project get (the same as run_ostk's). */
 export async function childEnv(project: Project): Promise<Record<string, string>> {
   return {

@@ -1,0 +1,123 @@
+/**
+ * A Deno-script driver's modules are cached by the kernel before the driver runs: the sandbox has
+ * no network, so a driver started from an empty Deno cache could not fetch what it imports. The
+ * cold test gives the fake server a Deno cache of its own that starts empty.
+ */
+import assert from "node:assert/strict";
+import { denoCacheArgv } from "../../drivers/deno_precache.ts";
+import type { DaemonClient } from "../../actors/client.ts";
+import {
+  auditRows,
+  call,
+  closeClient,
+  connect,
+  killDaemonProcess,
+  ostk,
+  type Project,
+  startDaemonProcess,
+  withProject,
+} from "../helpers/daemon_fixture.ts";
+import { fakeDriverLine, networkEnv } from "./mcp_fixture.ts";
+
+Deno.test("denoCacheArgv: keeps what resolves the graph, drops permissions and script args", () => {
+  const cases: [string[], string[] | undefined][] = [
+    [["deno", "run", "s.ts"], ["deno", "cache", "s.ts"]],
+    [
+      ["/bin/deno", "run", "-A", "--frozen", "-c", "d.json", "s.ts", "--config", "x"],
+      ["/bin/deno", "cache", "--frozen", "-c", "d.json", "s.ts"],
+    ],
+    [
+      ["deno", "run", "--no-lock", "--config=d.json", "--allow-read=/a", "--lock", "l", "s.ts"],
+      ["deno", "cache", "--no-lock", "--config=d.json", "--lock", "l", "s.ts"],
+    ],
+    [
+      ["deno", "run", "--import-map", "m.json", "--node-modules-dir=auto", "npm:srv@1"],
+      ["deno", "cache", "--import-map", "m.json", "--node-modules-dir=auto", "npm:srv@1"],
+    ],
+    [
+      ["deno", "run", "--seed", "1", "--location", "http://x/", "--unstable-kv", "s.ts"],
+      ["deno", "cache", "--unstable-kv", "s.ts"],
+    ],
+    [
+      ["deno", "run", "--preload", "p.ts", "--require=r.cjs", "-q", "s.ts"],
+      ["deno", "cache", "-q", "p.ts", "r.cjs", "s.ts"],
+    ],
+    [["deno", "run", "--allow-scripts", "s.ts"], ["deno", "cache", "s.ts"]],
+    [["deno", "run", "-A"], undefined],
+    [["deno", "run", "--config"], undefined],
+    [["deno", "serve", "s.ts"], undefined],
+    [["node", "run", "s.ts"], undefined],
+    [["/usr/bin/denoify", "run", "s.ts"], undefined],
+  ];
+  for (const [command, want] of cases) {
+    assert.deepEqual(denoCacheArgv(command), want, command.join(" "));
+  }
+});
+
+interface CallAnswer {
+  via: string;
+  result: { content: { text: string }[]; isError?: boolean };
+}
+
+async function callFake(project: Project, tool: string, args = {}) {
+  return await ostk(project, ["driver", "call", "fake", tool, JSON.stringify(args), "--json"]);
+}
+
+Deno.test("daemon: a Deno-script driver starts sandboxed from an empty Deno cache", async () => {
+  await withProject(async (project) => {
+    const denoDir = `${project.scratch.dir}/deno-cache`;
+    await Deno.mkdir(denoDir);
+    await Deno.writeTextFile(project.paths.humanfile, (await fakeDriverLine({ denoDir })) + "\n", {
+      append: true,
+    });
+    project.env = { ...project.env, ...networkEnv() };
+    const daemon = await startDaemonProcess(project);
+    try {
+      const r = await callFake(project, "echo", { text: "cold" });
+      assert.equal(r.code, 0, r.stderr);
+      const answer = JSON.parse(r.stdout) as CallAnswer;
+      assert.equal(answer.via, "daemon");
+      assert.equal(answer.result.content[0].text, "echo: cold");
+      // The kernel filled the driver's own cache; the sandbox itself still has no network.
+      const sdk = `${denoDir}/npm/registry.npmjs.org/@modelcontextprotocol/sdk`;
+      assert.ok((await Deno.stat(sdk)).isDirectory, `${sdk} holds the SDK`);
+      const rows = await auditRows(project);
+      assert.equal(rows.filter((row) => row.event === "driver.start").length, 1);
+    } finally {
+      await killDaemonProcess(daemon);
+    }
+  });
+});
+
+Deno.test("daemon: a driver whose modules cannot be cached fails with Deno's reason", async () => {
+  await withProject(async (project) => {
+    const script = `${project.scratch.dir}/broken_driver.ts`;
+    await Deno.writeTextFile(script, 'import "./no_such_module.ts";\n');
+    const line = `mcp: fake ${Deno.execPath()} run --no-config ${script}`;
+    await Deno.writeTextFile(project.paths.humanfile, line + "\n", { append: true });
+    const daemon = await startDaemonProcess(project);
+    let client: DaemonClient | undefined;
+    try {
+      client = await connect(project);
+      const err = await call(client, "driver/call", { name: "fake", tool: "echo", args: {} })
+        .then(() => undefined, (e: Error) => e);
+      assert.ok(err, "the call failed");
+      assert.match(err.message, /driver 'fake': caching its Deno modules before sandboxing failed/);
+      assert.match(err.message, /Module not found .*no_such_module\.ts/);
+      assert.doesNotMatch(err.message, /\n/);
+      const { drivers } = await call<
+        { drivers: { name: string; state: string; error?: string }[] }
+      >(
+        client,
+        "driver/list",
+        {},
+      );
+      const fake = drivers.find((d) => d.name === "fake");
+      assert.equal(fake?.state, "failed", JSON.stringify(drivers));
+      assert.match(fake?.error ?? "", /caching its Deno modules/);
+    } finally {
+      if (client) await closeClient(client);
+      await killDaemonProcess(daemon);
+    }
+  });
+});
