@@ -14,6 +14,9 @@ import {
 
 const decoder = new TextDecoder();
 
+/** The content of `outside/secret.txt`: if a sandboxed program prints it, it read outside. */
+export const SECRET = "top-secret-outside-the-grants\n";
+
 /** Paths of one world; all absolute and symlink-free. */
 export interface World {
   base: string;
@@ -42,6 +45,7 @@ export async function withWorld<T>(fn: (w: World) => Promise<T>): Promise<T> {
     await Deno.writeTextFile(`${proj}/README.md`, "readme\n");
     await Deno.mkdir(`${out}/emptydir`, { recursive: true });
     await Deno.writeTextFile(`${out}/victim.txt`, "orig\n");
+    await Deno.writeTextFile(`${out}/secret.txt`, SECRET);
     await Deno.chmod(`${out}/victim.txt`, 0o644);
     await Deno.utime(`${out}/victim.txt`, 1_000_000, 1_000_000);
     const toolRan = `${proj}/src/tool_ran`;

@@ -26,7 +26,9 @@ import {
   type World,
 } from "../helpers/sandbox_world.ts";
 
-const ignore = !landlockSupport().supported;
+const support = landlockSupport();
+const ignore = !support.supported;
+const abi = support.supported ? support.abi : 0;
 
 /** Words the tools print for a refused syscall: EACCES, EPERM, EXDEV (Landlock's REFER). */
 const REFUSAL = /Permission denied|Operation not permitted|Invalid cross-device link/;
@@ -43,6 +45,9 @@ function attemptStatus(r: Run): number | undefined {
 
 const PY = "/usr/bin/python3";
 const hasPython = await exists(PY);
+/** perl-base is Essential in Debian, so this is on every Debian-like machine. */
+const PERL = "/usr/bin/perl";
+const hasPerl = await exists(PERL);
 
 type Control = (w: World) => SandboxPolicy | "bare";
 const writeOut: Control = (w) => granted(w, { write: [w.out] });
@@ -94,6 +99,14 @@ const ATTEMPTS: Attempt[] = [
   { name: "rmdir", script: 'rmdir "$OUT/emptydir"', control: writeOut },
   { name: "unlink", script: 'rm -f "$OUT/victim.txt"', control: writeOut },
   { name: "truncate", script: 'truncate -s 0 "$OUT/victim.txt"', control: writeOut },
+  // truncate(1) opens the file for writing first, so WRITE_FILE stops it; truncate(2) by path
+  // opens nothing and only Landlock's TRUNCATE right (ABI 3) stands in its way.
+  {
+    name: "truncate(2) by path, no open",
+    script: `${PERL} -e 'truncate($ARGV[0], 0) or die "truncate: $!\\n"' "$OUT/victim.txt"`,
+    control: writeOut,
+    ignore: !hasPerl || abi < 3,
+  },
   {
     name: "chmod",
     script: 'chmod 777 "$OUT/victim.txt"',
@@ -197,6 +210,32 @@ for (const attempt of ATTEMPTS) {
         assert.equal(await Deno.readTextFile(`${w.proj}/src/a.txt`), "inside\n");
       });
     },
+  });
+}
+
+/** Reads: the effect is what the sandboxed program printed, which the test reads. */
+const READS: { name: string; script: string; leak: RegExp }[] = [
+  { name: "read a file outside the grants", script: 'cat "$OUT/secret.txt"', leak: /top-secret/ },
+  { name: "list a directory outside the grants", script: 'ls "$OUT"', leak: /secret\.txt/ },
+];
+
+for (const attempt of READS) {
+  Deno.test({ name: `sandbox escape: ${attempt.name}`, ignore }, async () => {
+    const script = wrap(attempt.script);
+    await withWorld(async (w) => {
+      const r = await sandboxed(w, script, granted(w, { read: [w.out] }));
+      assert.equal(attemptStatus(r), 0, `the control run failed:\n${r.stderr}`);
+      assert.match(r.stdout, attempt.leak, "control: with a read grant the program sees it");
+    });
+    await withWorld(async (w) => {
+      const r = await sandboxed(w, script);
+      assert.doesNotMatch(r.stdout, attempt.leak, `ESCAPED: ${attempt.script}`);
+      assert.ok(await exists(`${w.proj}/src/attempt_started`), `never started:\n${r.stderr}`);
+      const status = attemptStatus(r);
+      assert.ok(status !== undefined, `the attempt did not finish:\n${r.stderr}`);
+      assert.notEqual(status, 0, "the attempt reported success but printed nothing secret");
+      assert.match(r.stderr, REFUSAL, "the attempt failed, but not by a refusal");
+    });
   });
 }
 
