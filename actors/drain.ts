@@ -19,8 +19,20 @@ import {
  * Write `snapshot` to `<dir>/<lineage>.json` (whole file or nothing). Creates `dir` if missing.
  *
  * @example
- * ```ts ignore
- * await writeDrain(".ostk/drain", snapshot);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readDrain, writeDrain } from "./drain.ts";
+ * import { MACHINE_VERSION } from "./session_machine.ts";
+ * const dir = await Deno.makeTempDir();
+ * const snapshot = {
+ *   version: 1 as const, lineage: "editor-1", anchor: "a1", ts: "2025-01-01T00:00:00.000Z",
+ *   cpu: { kind: "script" as const, script: "t.jsonl" }, turns: 2, tokens: { in: 0, out: 0 },
+ *   history: [], revival: "revive" as const, machine: {}, machine_version: MACHINE_VERSION,
+ * };
+ * await writeDrain(`${dir}/drain`, snapshot); // makes the directory on first use
+ * assert.deepEqual(await readDrain(`${dir}/drain`, "editor-1"), snapshot);
+ * await assert.rejects(writeDrain(`${dir}/drain`, { ...snapshot, lineage: "../x" })); // not an alias
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeDrain(dir: string, snapshot: DrainSnapshot): Promise<void> {
@@ -42,8 +54,21 @@ export async function writeDrain(dir: string, snapshot: DrainSnapshot): Promise<
  * refused rather than guessed at.
  *
  * @example
- * ```ts ignore
- * const drain = await readDrain(".ostk/drain", "editor-1");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readDrain, writeDrain } from "./drain.ts";
+ * import { MACHINE_VERSION } from "./session_machine.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeDrain(dir, {
+ *   version: 1, lineage: "editor-1", anchor: "a1", ts: "2025-01-01T00:00:00.000Z",
+ *   cpu: { kind: "script", script: "t.jsonl" }, turns: 2, tokens: { in: 0, out: 0 },
+ *   history: [], revival: "revive", machine: {}, machine_version: MACHINE_VERSION,
+ * });
+ * assert.equal((await readDrain(dir, "editor-1")).turns, 2);
+ * await assert.rejects(readDrain(dir, "nobody-1"), { code: "not_found" });
+ * // A newer ostk's snapshot is refused, not guessed at.
+ * await assert.rejects(readDrain(dir, "editor-1", [MACHINE_VERSION + 1]), /is not one this ostk/);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readDrain(

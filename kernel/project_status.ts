@@ -25,11 +25,21 @@ export interface ProjectStatus {
  * Look at every part without changing any file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadOrCreateOperatorKey } from "./identity.ts";
+ * import { initProject } from "./project_init.ts";
  * import { scanProject } from "./project_status.ts";
- * import { locateProject } from "./project.ts";
- * const status = await scanProject(await locateProject());
- * console.log(status.parts.map((p) => `${p.part} ${p.state}`).join("\n"));
+ * const dir = await Deno.makeTempDir();
+ * const key = await loadOrCreateOperatorKey(`${dir}/key/identity.key`);
+ * const { paths } = await initProject(dir, key);
+ * await Deno.remove(paths.defaultPin);
+ * const status = await scanProject(paths);
+ * assert.equal(status.auditRows, 1); // the os.init row
+ * assert.equal(status.projectKey, key.fingerprint);
+ * const notOk = status.parts.filter((p) => p.state !== "ok");
+ * assert.deepEqual(notOk.map((p) => [p.part, p.state]), [["pins/default/pin.caps", "missing"]]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function scanProject(paths: OstkPaths): Promise<ProjectStatus> {

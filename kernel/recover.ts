@@ -24,9 +24,26 @@ export interface RecoveryReport {
  * Reconcile every tracked path. Safe to run at any time; a second run changes nothing.
  *
  * @example
- * ```ts ignore
- * const report = await recoverProject(paths, log);
- * console.log(`${report.adopted.length} adopted, ${report.recovered.length} re-logged`);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AuditLog, readAuditRows } from "./audit.ts";
+ * import { casWrite } from "./gen_table.ts";
+ * import { loadOrCreateOperatorKey } from "./identity.ts";
+ * import { initProject } from "./project_init.ts";
+ * import { recoverProject } from "./recover.ts";
+ * const dir = await Deno.makeTempDir();
+ * const key = await loadOrCreateOperatorKey(`${dir}/key/identity.key`);
+ * const { paths } = await initProject(dir, key);
+ * // A writer that died after its gen row and before its audit row.
+ * const bytes = new TextEncoder().encode("v1\n");
+ * const w = { ostkDir: paths.dir, absPath: `${dir}/a.txt`, relPath: "a.txt", writer: "w-1" };
+ * await casWrite({ ...w, bytes });
+ * const log = new AuditLog(paths.audit, { signer: key.signer, headPath: paths.head });
+ * assert.deepEqual((await recoverProject(paths, log)).recovered, ["a.txt"]);
+ * assert.equal((await readAuditRows(paths.audit)).at(-1)?.event, "gen.recover");
+ * assert.deepEqual((await recoverProject(paths, log)).recovered, []); // a second run: nothing
+ * log.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function recoverProject(

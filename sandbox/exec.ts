@@ -193,11 +193,25 @@ export function helperInvocation(): string[] {
  * `tmp`, a private temp dir is made here and removed when the child exits.
  *
  * @example
- * ```ts ignore
- * import { defaultPolicy, spawnSandboxed } from "./mod.ts";
- * const child = spawnSandboxed(await defaultPolicy(root), ["sh", "-c", "make test"],
- *   { cwd: root, stdout: "piped" });
- * const { code } = await child.output();
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultPolicy, landlockSupport, spawnSandboxed } from "./mod.ts";
+ * const root = await Deno.realPath(await Deno.makeTempDir());
+ * await Deno.mkdir(`${root}/.ostk`);
+ * await Deno.mkdir(`${root}/src`);
+ * // Where no sandbox can be built the helper refuses to run the command at all.
+ * if (Deno.build.os === "darwin" || landlockSupport().supported) {
+ *   const script = "echo ok > src/a.txt; echo forged > .ostk/audit.jsonl";
+ *   const child = spawnSandboxed(await defaultPolicy(root), ["sh", "-c", script], {
+ *     cwd: root,
+ *     stderr: "null",
+ *   });
+ *   assert.notEqual((await child.status).code, 0); // the write into .ostk/ failed
+ *   assert.equal(await Deno.readTextFile(`${root}/src/a.txt`), "ok\n");
+ *   // The kernel's state is out of reach: nothing landed in .ostk/.
+ *   await assert.rejects(Deno.stat(`${root}/.ostk/audit.jsonl`), Deno.errors.NotFound);
+ * }
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function spawnSandboxed(

@@ -84,10 +84,13 @@ export type LandlockSupport =
  * "unsupported" — a test-only switch to exercise the refusal path on a kernel that has Landlock.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { landlockSupport } from "./landlock.ts";
  * const s = landlockSupport();
- * console.log(s.supported ? `ABI ${s.abi}` : s.reason);
+ * // Either an ABI with filesystem rules, or a reason a person can act on (never a throw).
+ * if (s.supported) assert.ok(s.abi >= 1 && s.fs);
+ * else assert.notEqual(s.reason, "");
  * ```
  */
 export function landlockSupport(): LandlockSupport {

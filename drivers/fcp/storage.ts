@@ -78,11 +78,27 @@ export type KernelCall = (
  * `file:create`, which refuses to replace an existing file.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadOrCreateOperatorKey } from "../../kernel/identity.ts";
+ * import { initProject } from "../../kernel/project_init.ts";
+ * import { Kernel } from "../../kernel/tools.ts";
  * import { kernelStorage } from "./storage.ts";
+ * const dir = await Deno.makeTempDir();
+ * const key = await loadOrCreateOperatorKey(`${dir}/key/identity.key`);
+ * const { paths } = await initProject(dir, key);
+ * await Deno.writeTextFile(`${dir}/a.json`, "{}\n");
+ * await Deno.writeTextFile(`${dir}/b.json`, "[]\n");
+ * const kernel = new Kernel(paths, { signer: key.signer });
  * const storage = kernelStorage({
  *   call: (tool, args) => kernel.call(tool, args, { alias: "fcp-jsonc" }),
  * });
+ * const bytes = await storage.load("a.json");
+ * assert.match(String(await storage.save("a.json", bytes)), /^gen \d+/);
+ * // b.json was never loaded, so saving it would replace what it holds unseen: refused.
+ * await assert.rejects(storage.save("b.json", bytes), { code: "storage" });
+ * assert.equal(await Deno.readTextFile(`${dir}/b.json`), "[]\n");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function kernelStorage(options: { call: KernelCall }): FcpStorage {
