@@ -86,6 +86,9 @@ interface Hunk {
  * const r = hotPr({ base, current, mine });
  * assert.equal(r.tier, 1);
  * assert.equal(r.text, "A\nb\nc\nd\ne\nf\ng\nH\n");
+ * // One unchanged line between the two changes is too close to merge unseen: tier 2 suggests.
+ * const near = hotPr({ base, current, mine: base.replace("c\n", "C\n") });
+ * assert.equal(near.tier, 2);
  * ```
  */
 export function hotPr(input: HotPrInput): HotPrResult {

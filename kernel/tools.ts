@@ -82,11 +82,35 @@ const encoder = new TextEncoder();
 /**
  * One project's kernel tools. Cheap to hold for a long time (the audit fold is incremental).
  *
+ * A second read of an unchanged file answers `[304]`; the content hash decides "unchanged",
+ * so a file edited around the kernel (same size, same gen) is sent again.
+ *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { Kernel } from "./tools.ts";
- * const kernel = new Kernel(paths, { signer });
- * const res = await kernel.call("file:read", { path: "README.md" }, { alias: "claude-1" });
+ * import { loadOrCreateOperatorKey } from "./identity.ts";
+ * import { ostkPaths } from "./layout.ts";
+ * import { initProject } from "./project_init.ts";
+ * const dir = await Deno.makeTempDir();
+ * const key = await loadOrCreateOperatorKey(`${dir}/identity.key`);
+ * await Deno.mkdir(`${dir}/proj`);
+ * const { root } = await initProject(`${dir}/proj`, key);
+ * const kernel = new Kernel(ostkPaths(root), { signer: key.signer, pin: "default" });
+ * const read = () => kernel.call("file:read", { path: "notes.txt" }, { alias: "claude-1" });
+ * await Deno.writeTextFile(`${root}/notes.txt`, "one\n");
+ * const first = await read();
+ * assert.ok(first.ok);
+ * assert.equal(first.result.content, "one\n");
+ * const again = await read();
+ * assert.ok(again.ok);
+ * assert.equal(again.result.text, "[304] notes.txt gen=0 (current)");
+ * await Deno.writeTextFile(`${root}/notes.txt`, "two\n"); // by hand: same size, still gen 0
+ * const fresh = await read();
+ * assert.ok(fresh.ok);
+ * assert.equal(fresh.result.content, "two\n");
+ * kernel.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class Kernel {
