@@ -101,7 +101,8 @@ export function callIdFor(alias: string, turn: number, index: number): string {
  * const script = { kind: "script" as const, script: "fixtures/agents/writer_1.jsonl" };
  * assert.ok(createCpu(script, {}) instanceof WorkerScriptCpu); // a transcript runs in a Worker
  * assert.ok(createCpu(script, { scriptIsolation: "in-process" }) instanceof ScriptCpu);
- * assert.throws(() => createCpu({ kind: "command", command: ["sh"] }, {}), /needs deps.socketPath/);
+ * const command = { kind: "command" as const, command: ["sh"] };
+ * assert.throws(() => createCpu(command, {}), /needs deps.socketPath/); // nowhere to call back
  * ```
  */
 export function createCpu(spec: CpuSpec, deps: CpuDeps): Cpu {

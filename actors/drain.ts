@@ -31,7 +31,8 @@ import {
  * };
  * await writeDrain(`${dir}/drain`, snapshot); // makes the directory on first use
  * assert.deepEqual(await readDrain(`${dir}/drain`, "editor-1"), snapshot);
- * await assert.rejects(writeDrain(`${dir}/drain`, { ...snapshot, lineage: "../x" })); // not an alias
+ * const escape = { ...snapshot, lineage: "../x" }; // not an alias, so not a file name
+ * await assert.rejects(writeDrain(`${dir}/drain`, escape));
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -61,7 +61,7 @@ interface Tail {
  * const dir = await Deno.makeTempDir();
  * const log = new AuditLog(`${dir}/audit.jsonl`, { signer: await ephemeralSigner() });
  * const first = await log.append({ event: "os.init", actor: "operator" });
- * const second = await log.append({ event: "note.add", actor: "operator", fields: { text: "hi" } });
+ * const second = await log.append({ event: "note.add", actor: "operator", fields: { n: 1 } });
  * assert.equal(first.seq, 0);
  * assert.equal(first.prev_hash, "0".repeat(64));
  * assert.equal(second.seq, 1);

@@ -61,24 +61,30 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * import { ephemeralSigner } from "./identity.ts";
  * const dir = await Deno.makeTempDir();
  * const signer = await ephemeralSigner();
- * const log = new AuditLog(`${dir}/audit.jsonl`, { signer });
- * await log.append({ event: "note.add", actor: "operator", fields: { text: "first" } });
- * await log.append({ event: "note.add", actor: "operator", fields: { text: "second" } });
- * log.close();
- * const input = {
- *   logPath: `${dir}/audit.jsonl`,
- *   headPath: `${dir}/audit.head`,
- *   publicRaw: signer.publicRaw,
+ * const write = async (name: string, texts: string[]) => {
+ *   const headPath = `${dir}/${name}.head`;
+ *   const log = new AuditLog(`${dir}/${name}.jsonl`, { signer, headPath });
+ *   for (const text of texts) {
+ *     await log.append({ event: "note.add", actor: "op", fields: { text } });
+ *   }
+ *   log.close();
+ *   return (await Deno.readTextFile(`${dir}/${name}.jsonl`)).split("\n");
  * };
+ * const a = await write("a", ["first", "second"]);
+ * const { publicRaw } = signer;
+ * const input = { logPath: `${dir}/a.jsonl`, headPath: `${dir}/a.head`, publicRaw };
  * const report = await verifyAuditLog(input);
  * assert.ok(report.ok);
  * assert.equal(report.rows, 2);
  * // Rewrite history: the first row no longer matches its signature.
- * const text = await Deno.readTextFile(input.logPath);
- * await Deno.writeTextFile(input.logPath, text.replace('"first"', '"forged"'));
- * const tampered = await verifyAuditLog(input);
- * assert.equal(tampered.ok, false);
- * assert.equal(tampered.failure?.seq, 0);
+ * await Deno.writeTextFile(input.logPath, a.join("\n").replace('"first"', '"forged"'));
+ * assert.equal((await verifyAuditLog(input)).failure?.reason, "bad signature");
+ * // Splice in a row from another log signed by the same key: each signature holds, the chain not.
+ * const b = await write("b", ["other", "spliced"]);
+ * await Deno.writeTextFile(input.logPath, [a[0], b[1], ""].join("\n"));
+ * const spliced = await verifyAuditLog(input);
+ * assert.equal(spliced.failure?.seq, 1);
+ * assert.equal(spliced.failure?.reason, "hash mismatch");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

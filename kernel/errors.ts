@@ -33,7 +33,8 @@ export interface ErrorSite {
  *   line: 7,
  * }, "run 'ostk os audit'");
  * assert.equal(err.code, "bad_input");
- * assert.equal(err.toLine(), ".ostk/audit.jsonl:7: expected a dotted event name (run 'ostk os audit')");
+ * const line = ".ostk/audit.jsonl:7: expected a dotted event name (run 'ostk os audit')";
+ * assert.equal(err.toLine(), line);
  * assert.equal(new OstkError("not_found", "no .ostk/ here").toLine(), "no .ostk/ here");
  * ```
  */

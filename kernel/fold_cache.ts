@@ -20,7 +20,8 @@ const NEWLINE = 0x0a;
  * const log = new AuditLog(`${dir}/audit.jsonl`, { signer: await ephemeralSigner() });
  * const cache = new FoldCache(`${dir}/audit.jsonl`);
  * assert.equal((await cache.refresh()).rows, 0); // no log yet
- * await log.append({ event: "agent.alias", actor: "operator", fields: { alias: "a-1", name: "a", n: 1 } });
+ * const fields = { alias: "a-1", name: "a", n: 1 };
+ * await log.append({ event: "agent.alias", actor: "operator", fields });
  * assert.equal((await cache.refresh()).rows, 1);
  * await log.append({ event: "note.add", actor: "a-1" });
  * const state = await cache.refresh(); // reads only the row appended since

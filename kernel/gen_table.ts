@@ -131,8 +131,8 @@ export async function contentHash(bytes: Uint8Array): Promise<string> {
  * assert.equal(row?.gen, 1);
  * assert.equal(row?.writer, "doc");
  * assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "hi\n");
- * const { row: again } = await table.transact("a.txt", `${dir}/a.txt`, () => ({ write, result: 0 }));
- * assert.equal(again?.gen, 2);
+ * const next = await table.transact("a.txt", `${dir}/a.txt`, () => ({ write, result: 0 }));
+ * assert.equal(next.row?.gen, 2);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -493,7 +493,8 @@ export async function casWrite(options: {
  * await Deno.writeTextFile(w.absPath, "by hand\n");
  * await casWrite({ ...w, bytes: new TextEncoder().encode("v1\n") });
  * await casWrite({ ...w, bytes: new TextEncoder().encode("v2\n") });
- * const text = async (gen: number) => new TextDecoder().decode(await readShadow(dir, "a.txt", gen));
+ * const decode = (bytes?: Uint8Array) => new TextDecoder().decode(bytes);
+ * const text = async (gen: number) => decode(await readShadow(dir, "a.txt", gen));
  * assert.equal(await text(0), "by hand\n"); // the untracked content the first write replaced
  * assert.equal(await text(1), "v1\n");
  * assert.equal(await readShadow(dir, "b.txt", 1), undefined);

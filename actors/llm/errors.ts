@@ -18,11 +18,12 @@ export type ProviderErrorCode =
  * ```ts
  * import assert from "node:assert/strict";
  * import { ProviderError } from "./errors.ts";
- * const err = new ProviderError("rate_limit", "anthropic:claude-sonnet-4: 429 after 4 retries", 429);
+ * const message = "anthropic:claude-sonnet-4: 429 after 4 retries";
+ * const err = new ProviderError("rate_limit", message, 429);
  * assert.ok(err instanceof Error);
  * assert.equal(err.code, "rate_limit");
  * assert.equal(err.status, 429);
- * assert.equal(String(err), "ProviderError: anthropic:claude-sonnet-4: 429 after 4 retries");
+ * assert.equal(String(err), `ProviderError: ${message}`);
  * ```
  */
 export class ProviderError extends Error {

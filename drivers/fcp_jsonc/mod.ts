@@ -17,7 +17,8 @@
  * const client = new Client({ name: "doc", version: "0.0.0" });
  * await client.connect(clientSide);
  * await client.callTool({ name: "jsonc_session", arguments: { action: "open deno.json" } });
- * await client.callTool({ name: "jsonc", arguments: { ops: ['set tasks.dev "deno run main.ts"'] } });
+ * const ops = ['set tasks.dev "deno run main.ts"'];
+ * await client.callTool({ name: "jsonc", arguments: { ops } });
  * await client.callTool({ name: "jsonc_session", arguments: { action: "save" } });
  * // The edit lands and the comment survives.
  * assert.equal(
