@@ -112,10 +112,11 @@ export function selfCommand(): { command: string; args: string[] } {
   };
 }
 
-const MCP_JSON_BINARY = `{ "mcpServers": { "ostk": { "command": "ostk", "args": ["mcp"] } } }`;
-const MCP_JSON_SOURCE = `{ "mcpServers": { "ostk": { "command": "deno", "args": ["run", ${
-  DENO_RUN_FLAGS.map((f) => `"${f}"`).join(", ")
-}, "/path/to/ostk/main.ts", "mcp"] } } }`;
+const MCP_JSON_PATH = `{ "mcpServers": { "ostk": { "command": "ostk", "args": ["mcp"] } } }`;
+// Not `deno run … main.ts`: set-up never puts `deno` on PATH (the client would fail with
+// `spawn deno ENOENT`), and that form would ignore deno.lock. The launcher pins both.
+const MCP_JSON_ABSOLUTE =
+  `{ "mcpServers": { "ostk": { "command": "/home/you/.local/bin/ostk", "args": ["mcp"] } } }`;
 
 export const mcpCommand: Command = {
   name: "mcp",
@@ -139,10 +140,11 @@ ${documentedToolLines().join("\n")}
 diag                 start 'ostk mcp' as a client would, list its tools, and compare each schema
                      with the list above; exit 1 on drift. --json prints the report.
 
-.mcp.json (in the project root), compiled binary on PATH:
-  ${MCP_JSON_BINARY}
-.mcp.json, running from source (Deno):
-  ${MCP_JSON_SOURCE}
+.mcp.json (in the project root), with 'ostk' on the client's PATH — the launcher that
+'npx -y deno@2.9.6 task install' puts in ~/.local/bin, or a compiled binary:
+  ${MCP_JSON_PATH}
+When the client's PATH lacks it, give the launcher's absolute path ('ostk doctor' checks):
+  ${MCP_JSON_ABSOLUTE}
 Add "env": { "OSTK_IDENTITY": "/path/to/identity.key" } when the key is not in the default place.`,
   async run(ctx) {
     const { values, positionals } = parseFlags("mcp", ctx.argv, {
