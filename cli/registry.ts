@@ -15,6 +15,7 @@ import { bootCommand } from "./boot.ts";
 import { callCommand } from "./call.ts";
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
+import { doctorCommand } from "./doctor.ts";
 import {
   driverCallCommand,
   driverListCommand,
@@ -59,6 +60,7 @@ export const COMMANDS: readonly Command[] = [
   topCommand,
   lineageCommand,
   demoCommand,
+  doctorCommand,
   mcpCommand,
   driverListCommand,
   driverToolsCommand,
