@@ -93,23 +93,16 @@ async function nodeOnlyBin(dir: string): Promise<string> {
   return bin;
 }
 
-/** The daemon's pid from its anchor file, if one ever ran in `root`. */
-async function anchorPid(root: string): Promise<number | undefined> {
-  try {
-    const pid = JSON.parse(await Deno.readTextFile(`${root}/.ostk/anchor.lock`))?.pid;
-    return typeof pid === "number" ? pid : undefined;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-}
-
-/** Stop a daemon a failed step left behind (and with it the sessions it drains). */
-async function stopLeftovers(root: string, ostk: (args: string[]) => Promise<Result>) {
-  const pid = await anchorPid(root);
-  if (pid === undefined) return;
-  const status = await ostk(["status"]).catch(() => undefined);
-  if (status?.code === 0) await ostk(["stop"]).catch(() => undefined);
+/**
+ * Stop a daemon a failed step left behind (and with it the sessions it drains). Only a daemon
+ * that answers is ours for sure: a pid in an old anchor file may belong to anyone by now.
+ */
+async function stopLeftovers(ostk: (args: string[]) => Promise<Result>): Promise<void> {
+  const status = await ostk(["status", "--json"]).catch(() => undefined);
+  if (status?.code !== 0) return;
+  const pid = JSON.parse(status.stdout).pid as number;
+  const stop = await ostk(["stop"]).catch(() => undefined);
+  if (stop?.code === 0) return;
   try {
     Deno.kill(pid, "SIGKILL");
   } catch (err) {
@@ -351,8 +344,8 @@ Deno.test("install e2e: a fresh machine gets an ostk that runs the first hour, o
       assert.match(top, /napper-1/);
     });
   } finally {
-    await stopLeftovers(project, ostk);
-    await stopLeftovers(walk, ostkIn(walk));
+    await stopLeftovers(ostk);
+    await stopLeftovers(ostkIn(walk));
     await Deno.remove(tmp, { recursive: true });
   }
 });
