@@ -48,7 +48,7 @@ export const doctorCommand: Command = {
   summary: "Check the set-up: ostk on PATH, Deno, Landlock, the key, the daemon, .mcp.json.",
   usage: "doctor [--json]",
   help: `One line per check, 'ok', 'warn' or 'fail', with how to fix each that is not ok:
-  path      is 'ostk' on PATH, and is it the launcher for this checkout
+  path      is 'ostk' on PATH, is it the launcher for this checkout, is its deno.lock current
   deno      the Deno running ostk; the launcher's pinned binary and module cache exist
   landlock  the Landlock ABI this kernel offers (Seatbelt on macOS)
   key       the operator key exists, is mode 600, and matches .ostk/identity.pub

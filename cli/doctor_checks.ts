@@ -10,7 +10,7 @@ import type { OstkPaths } from "../kernel/layout.ts";
 import { projectSigner } from "../kernel/project.ts";
 import { landlockSupport } from "../sandbox/mod.ts";
 import { tryConnect } from "./daemon_client.ts";
-import { type LauncherInfo, readLauncherInfo } from "./install.ts";
+import { type LauncherInfo, lockHash, readLauncherInfo } from "./install.ts";
 import { VERSION } from "./version.ts";
 import { whichAll } from "./which.ts";
 
@@ -111,6 +111,14 @@ export async function checkPathAndDeno(): Promise<Check[]> {
       status: "warn",
       detail: `${first} runs another checkout, ${info.source}, not ${source}${others}`,
       fix: `run '${INSTALL}' in ${source} to point it here`,
+    });
+  } else if (info.lockHash && info.lockHash !== await lockHash(source)) {
+    checks.push({
+      check: "path",
+      status: "warn",
+      detail: `${first}: deno.lock changed since the install, so modules it now pins may not ` +
+        "be in the launcher's cache (it runs --cached-only)",
+      fix: `run '${INSTALL}' again`,
     });
   } else if (info.version !== VERSION) {
     checks.push({

@@ -11,6 +11,7 @@
 import manifest from "../deno.json" with { type: "json" };
 import { atomicWrite } from "../kernel/atomic_write.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { domainHash, toHex } from "../kernel/hash.ts";
 import { EXIT, parseFlags } from "./command.ts";
 import { whichAll } from "./which.ts";
 
@@ -41,6 +42,8 @@ export interface LauncherInfo {
   denoDir: string;
   /** NPM_CONFIG_REGISTRY at install time, if set: Deno keys its npm cache by registry host. */
   npmRegistry?: string;
+  /** `lockHash` of deno.lock at install time: a later pull may need modules not cached. */
+  lockHash?: string;
 }
 
 const INFO_PREFIX = "# ostk-launcher ";
@@ -142,14 +145,20 @@ export function readLauncherInfo(text: string): LauncherInfo | undefined {
   try {
     const info = JSON.parse(line.slice(INFO_PREFIX.length));
     const fields = ["version", "source", "deno", "denoDir"] as const;
+    const optional = ["npmRegistry", "lockHash"] as const;
     return fields.every((f) => typeof info?.[f] === "string") &&
-        (info.npmRegistry === undefined || typeof info.npmRegistry === "string")
+        optional.every((f) => info[f] === undefined || typeof info[f] === "string")
       ? info
       : undefined;
   } catch (err) {
     if (err instanceof SyntaxError) return undefined;
     throw err;
   }
+}
+
+/** The content hash of `<source>/deno.lock`, to tell whether it changed since an install. */
+export async function lockHash(source: string): Promise<string> {
+  return toHex(await domainHash("content", await Deno.readFile(`${source}/deno.lock`)));
 }
 
 /** What `install` did. */
@@ -194,6 +203,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     deno: `${lib}/deno-${denoVersion}/deno`,
     denoDir: `${lib}/deno_dir`,
   };
+  info.lockHash = await lockHash(source);
   const registry = Deno.env.get("NPM_CONFIG_REGISTRY");
   if (registry) info.npmRegistry = registry;
 

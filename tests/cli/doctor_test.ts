@@ -5,7 +5,7 @@
  * command that does not resolve. Each wrong one must say so, with a fix, and decide the exit code.
  */
 import assert from "node:assert/strict";
-import { launcherScript } from "../../cli/install.ts";
+import { launcherScript, lockHash } from "../../cli/install.ts";
 import type { Check } from "../../cli/doctor.ts";
 import { VERSION } from "../../cli/version.ts";
 import { loadOrCreateOperatorKey } from "../../kernel/identity.ts";
@@ -41,7 +41,7 @@ function checkOf(report: Report, name: Check["check"]): Check {
 /** A bin dir holding an `ostk` launcher for `source` whose Deno is `deno`. */
 async function fakeInstall(
   dir: string,
-  opts: { source?: string; deno?: string; version?: string } = {},
+  opts: { source?: string; deno?: string; version?: string; lockHash?: string } = {},
 ): Promise<string> {
   const bin = `${dir}/bin`;
   await Deno.mkdir(`${dir}/cache`, { recursive: true });
@@ -51,6 +51,7 @@ async function fakeInstall(
     source: opts.source ?? REPO,
     deno: opts.deno ?? Deno.execPath(),
     denoDir: `${dir}/cache`,
+    lockHash: opts.lockHash ?? await lockHash(REPO),
   };
   await Deno.writeTextFile(`${bin}/ostk`, launcherScript(info, []), { mode: 0o755 });
   return bin;
@@ -106,7 +107,7 @@ Deno.test("doctor: no ostk on PATH fails path and the .mcp.json that names it", 
   });
 });
 
-Deno.test("doctor: a launcher whose Deno is gone fails; one of another checkout warns", async () => {
+Deno.test("doctor: a launcher whose Deno is gone fails; another checkout's or an old lock warns", async () => {
   await withProject(async (project) => {
     const gone = await fakeInstall(`${project.scratch.dir}/gone`, {
       deno: `${project.scratch.dir}/nowhere/deno`,
@@ -124,6 +125,12 @@ Deno.test("doctor: a launcher whose Deno is gone fails; one of another checkout 
     assert.equal(path.status, "warn");
     assert.match(path.detail, /another checkout, \/elsewhere\/ostk/);
     assert.equal(o.code, 0, "a warning alone does not fail");
+
+    const stale = await fakeInstall(`${project.scratch.dir}/stale`, { lockHash: "0".repeat(64) });
+    const l = checkOf(parse(await doctor(project, `${stale}:${SYSTEM_PATH}`)), "path");
+    assert.equal(l.status, "warn");
+    assert.match(l.detail, /deno\.lock changed since the install/);
+    assert.match(l.fix ?? "", /task install/);
   });
 });
 
