@@ -38,6 +38,11 @@ export interface PendingApproval {
   summary: string;
   reason: string;
   asked_at: string;
+  /**
+   * A dangerous command (step 2 of the chain): it is asked every time, so an "a" answer to it
+   * allows this call and the class's ordinary calls, never the next dangerous one.
+   */
+  dangerous: boolean;
 }
 
 /** The `approval` event clients receive. */
@@ -47,6 +52,7 @@ export interface ApprovalEvent {
   request_id: string;
   class: string;
   summary: string;
+  dangerous: boolean;
   state: string;
 }
 
@@ -142,14 +148,16 @@ export class ApprovalGate {
     const requestId = crypto.randomUUID().slice(0, 8);
     await this.#audit(alias, tool, asking, { request_id: requestId });
     const request: ApprovalRequest = { ...call, class: asking.class, reason: asking.reason };
+    const dangerous = asking.step === 2;
     const source = {
       ask: (req: ApprovalRequest, signal?: AbortSignal) =>
-        this.#enqueue(alias, requestId, req, signal),
+        this.#enqueue(alias, requestId, req, dangerous, signal),
     };
     const beat = setInterval(() => this.#ctx.sessions.heartbeat(alias), HEARTBEAT_MS);
+    const timeoutMs = this.#ctx.sessions.approvalTimeoutOf(alias) ?? this.#timeoutMs;
     let outcome;
     try {
-      outcome = await askOperator([source], request, this.#timeoutMs, settings.approveAll);
+      outcome = await askOperator([source], request, timeoutMs, settings.approveAll);
     } finally {
       clearInterval(beat);
     }
@@ -166,6 +174,7 @@ export class ApprovalGate {
     alias: string,
     requestId: string,
     req: ApprovalRequest,
+    dangerous: boolean,
     signal?: AbortSignal,
   ): Promise<OperatorAnswer | undefined> {
     return new Promise((resolve) => {
@@ -177,6 +186,7 @@ export class ApprovalGate {
         summary: summarize(req),
         reason: req.reason,
         asked_at: new Date().toISOString(),
+        dangerous,
         settle: (answer) => {
           this.#pending.delete(requestId);
           resolve(answer);
@@ -196,6 +206,7 @@ export class ApprovalGate {
       request_id: entry.request_id,
       class: entry.class,
       summary: entry.summary,
+      dangerous: entry.dangerous,
       state: `approval ${entry.request_id} waiting: ${entry.summary}`,
     });
   }
@@ -227,7 +238,22 @@ export class ApprovalGate {
       );
     }
     entry.settle(p.answer);
-    return { alias: entry.alias, request_id: entry.request_id, answer: p.answer };
+    // "a" is yes to every call of the class from now on, and that includes the calls of the
+    // class already waiting; dangerous commands are the exception the chain makes (step 2).
+    const alsoAnswered: string[] = [];
+    if (p.answer === "a") {
+      for (const other of [...this.#pending.values()]) {
+        if (other.alias !== entry.alias || other.class !== entry.class || other.dangerous) continue;
+        alsoAnswered.push(other.request_id);
+        other.settle("a");
+      }
+    }
+    return {
+      alias: entry.alias,
+      request_id: entry.request_id,
+      answer: p.answer,
+      ...(alsoAnswered.length ? { also_answered: alsoAnswered } : {}),
+    };
   }
 
   /** The questions waiting, oldest first (for one session, or all). */

@@ -47,10 +47,11 @@ export interface CpuRunContext {
   onStart?(info: { pid?: number }): void;
 }
 
-/** How a run ended; `code` is the exit status of a command CPU. */
+/** How a run ended; `code` is the exit status of a command CPU, `signal` what ended it. */
 export interface CpuResult {
   reason: CpuExitReason;
   code?: number;
+  signal?: string;
 }
 
 /** A CPU: run it once per session life; a revived session gets a new one. */

@@ -89,7 +89,12 @@ export class CommandCpu implements Cpu {
     // processes, this closes the pipes they still hold, so the line readers below can finish.
     killGroup(pid, "SIGKILL");
     await output;
-    return { reason: aborted ? "aborted" : "exited", code: status.code };
+    if (aborted) return { reason: "aborted", code: status.code };
+    // A signal we did not send (the OOM killer, a segfault, someone's kill -9) is a crash,
+    // not the agent's own decision to stop; the session machine tells the two apart by it.
+    return status.signal === null
+      ? { reason: "exited", code: status.code }
+      : { reason: "exited", code: status.code, signal: status.signal };
   }
 }
 

@@ -94,6 +94,8 @@ export const METHODS = {
     })).max(200).optional(),
     pin: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/).optional(),
     sandbox: SessionSandboxSchema.optional(),
+    /** How long this session's approval questions wait for an answer (default: the daemon's). */
+    approval_timeout_ms: z.number().int().positive().optional(),
   }),
   "session/approve": z.strictObject({
     alias,
@@ -158,8 +160,10 @@ export function rpcCodeFor(code: OstkErrorCode): number {
     case "integrity":
       return RPC_ERRORS.integrity;
     case "usage":
-    case "bad_input":
       return RPC_ERRORS.invalidParams;
+    // "bad_input" from a handler is content that failed a check after the params parsed (a
+    // transcript, a model spec, a drain file): a well-formed request, refused. It falls to
+    // `refused`; malformed params never reach a handler (the listener answers invalidParams).
     default:
       return RPC_ERRORS.refused;
   }
@@ -194,6 +198,8 @@ export interface RpcNotification {
       request_id: string;
       class: string;
       summary: string;
+      /** A dangerous command: asked each time, whatever "a" answers were given before. */
+      dangerous?: boolean;
       /** One line for clients that print every event as `<alias> → <state>` (ostk attach). */
       state: string;
     };

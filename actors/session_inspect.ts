@@ -7,7 +7,7 @@ import type { AnyActorRef, StateValue } from "xstate";
 import { OstkError } from "../kernel/errors.ts";
 import type { DaemonContext } from "./daemon.ts";
 import { readDrain } from "./drain.ts";
-import type { SessionContext } from "./session_machine.ts";
+import { READABLE_DRAIN_VERSIONS, type SessionContext } from "./session_machine.ts";
 import { readTrace, summarize, type TraceEntry, tracePath } from "./traces.ts";
 
 /** The newest actor of `alias` among the root's children (ids are `session:<alias>:<hex>`). */
@@ -50,7 +50,7 @@ export async function inspectSession(ctx: DaemonContext, alias: string) {
       trace,
     };
   }
-  // The actor is gone (dead, or not started yet): the trace saw its last state; the drain
+  // The actor is gone (ended, or not started yet): the trace saw its last state; the drain
   // snapshot was taken on entering `draining`, one step before the end.
   if (ctx.traces) {
     await ctx.traces.flush();
@@ -69,7 +69,7 @@ export async function inspectSession(ctx: DaemonContext, alias: string) {
     }
   }
   try {
-    const drain = await readDrain(ctx.paths.drain, alias);
+    const drain = await readDrain(ctx.paths.drain, alias, READABLE_DRAIN_VERSIONS);
     const machine = drain.machine as { value?: StateValue; status?: string } | null;
     return {
       alias,

@@ -24,7 +24,16 @@
  * ```
  *
  * Ask the snapshot for tags, not state names: `alive` (spawning, running, saving, stale),
- * `stale`, `draining` (stopping, draining), `terminal` (dead), `orphan`, `rehydrating`.
+ * `stale`, `draining` (stopping, draining), `orphan`, `rehydrating`, and `terminal` on each of
+ * the five final states, which also carries its own name as a tag: `finished`, `failed`,
+ * `killed`, `crashed`, `limited` (kernel/session_outcome.ts says what each means).
+ *
+ * How a session ends is decided here, on the way into `stopping` or `draining`, and kept in
+ * `context.ending` until the final drain is written; the final state is then the outcome:
+ * a CPU that ran to its end (or a command that exited 0) `finished`; a command that exited by
+ * itself with another code `failed`; `session.kill` `killed`; `session.limit` `limited`;
+ * `session.reap` of an orphan `crashed`. A CPU that died by a signal nobody sent, crashed or
+ * stopped answering is `orphaned`, where the daemon's revival policy takes over.
  */
 import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import {
@@ -36,14 +45,26 @@ import {
   HISTORY_LIMIT,
   type RehydratorInput,
   type Revival,
+  type SessionEnding,
   type SessionEvent,
   type SessionInput,
+  type SessionOutcome,
   type Tokens,
   type TurnRecord,
 } from "./session_schema.ts";
 
-/** Bump when states, context or children change shape; drain snapshots record it. */
-export const MACHINE_VERSION = 1;
+/**
+ * Bump when states, context or children change shape; drain snapshots record it. 2: the one
+ * final state `dead` became five outcome states, and context gained `ending`.
+ */
+export const MACHINE_VERSION = 2;
+
+/**
+ * Drain snapshot versions whose turns, tokens and history the daemon can carry forward. A
+ * version-1 snapshot differs only in its final state, and a revival never restores an ended
+ * machine, so its counters read the same.
+ */
+export const READABLE_DRAIN_VERSIONS: readonly number[] = [1, MACHINE_VERSION];
 
 /** What a session remembers. */
 export interface SessionContext {
@@ -58,12 +79,44 @@ export interface SessionContext {
   /** Milliseconds since the epoch of the last sign of life (start, turn, heartbeat). */
   lastSeen: number;
   pid?: number;
-  exit?: { reason: CpuExitReason; code?: number };
+  exit?: { reason: CpuExitReason; code?: number; signal?: string };
   error?: string;
+  /** How the session ends, decided on the way into `stopping` or `draining`. */
+  ending?: SessionEnding;
 }
 
 /** The tags a session state may carry. */
-export type SessionTag = "alive" | "stale" | "draining" | "terminal" | "orphan" | "rehydrating";
+export type SessionTag =
+  | "alive"
+  | "stale"
+  | "draining"
+  | "terminal"
+  | "orphan"
+  | "rehydrating"
+  | SessionOutcome;
+
+/** The short reason a session's ending records, from the event that decided it. */
+function endingReason(outcome: SessionOutcome, context: SessionContext, event: SessionEvent) {
+  switch (event.type) {
+    case "session.cpu_exit":
+      if (event.reason === "done") return "done";
+      return event.code === 0 ? "exit 0" : `exit code ${event.code}`;
+    case "session.kill":
+      return event.reason ?? "killed by the operator";
+    case "session.limit":
+      return `LIMIT ${event.limit} reached (${event.value} of ${event.max})`;
+    case "session.reap":
+      return `${context.error ?? "crashed"}; ${event.reason}`;
+    default:
+      return outcome;
+  }
+}
+
+const FINISHED = { outcome: "finished" } as const;
+const FAILED = { outcome: "failed" } as const;
+const KILLED = { outcome: "killed" } as const;
+const CRASHED = { outcome: "crashed" } as const;
+const LIMITED = { outcome: "limited" } as const;
 
 export const sessionMachine = setup({
   types: {
@@ -117,8 +170,30 @@ export const sessionMachine = setup({
     }),
     recordExit: assign(({ event }) => {
       if (event.type !== "session.cpu_exit") return {};
-      const { reason, code } = event;
-      return { exit: code === undefined ? { reason } : { reason, code } };
+      const { reason, code, signal } = event;
+      return {
+        exit: {
+          reason,
+          ...(code !== undefined ? { code } : {}),
+          ...(signal !== undefined ? { signal } : {}),
+        },
+      };
+    }),
+    /** A CPU that stopped when nobody asked it to: why, for the orphan row and for `ps`. */
+    recordDeath: assign(({ event }) => {
+      if (event.type !== "session.cpu_exit") return {};
+      if (event.signal) return { error: `the agent process was ended by ${event.signal}` };
+      return { error: `the CPU stopped (${event.reason}) without being asked to` };
+    }),
+    /** Decide how the session ends; the first decision stands. */
+    end: assign(({ context, event }, params: { outcome: SessionOutcome }) => {
+      if (context.ending) return {};
+      return {
+        ending: {
+          outcome: params.outcome,
+          reason: endingReason(params.outcome, context, event),
+        },
+      };
     }),
     recordError: assign(({ event }) => {
       if (event.type === "session.crashed") return { error: event.error };
@@ -132,9 +207,19 @@ export const sessionMachine = setup({
   guards: {
     isNewTurn: ({ context, event }) =>
       event.type === "session.turn_done" && event.turn.turn >= context.turns,
-    /** A command CPU that exited non-zero crashed: revivable, not finished. */
-    exitedBadly: ({ event }) =>
-      event.type === "session.cpu_exit" && event.reason === "exited" && event.code !== 0,
+    /** The CPU ran to its end: a transcript or model loop `done`, a command that exited 0. */
+    finishedWell: ({ event }) =>
+      event.type === "session.cpu_exit" &&
+      (event.reason === "done" || (event.reason === "exited" && event.code === 0)),
+    /**
+     * A command that exited by itself with a non-zero code failed: it said so, and running it
+     * again would most likely say so again. One ended by a signal did not choose to end.
+     */
+    exitedWithCode: ({ event }) =>
+      event.type === "session.cpu_exit" && event.reason === "exited" &&
+      event.signal === undefined && event.code !== undefined && event.code !== 0,
+    endsAs: ({ context }, params: { outcome: SessionOutcome }) =>
+      context.ending?.outcome === params.outcome,
   },
 }).createMachine({
   id: "session",
@@ -160,12 +245,22 @@ export const sessionMachine = setup({
       },
       initial: "spawning",
       on: {
-        "session.kill": ".stopping",
+        "session.kill": { target: ".stopping", actions: { type: "end", params: KILLED } },
+        "session.limit": { target: ".stopping", actions: { type: "end", params: LIMITED } },
         "session.orphan": { target: "orphaned", actions: "recordError" },
         "session.crashed": { target: "orphaned", actions: "recordError" },
         "session.cpu_exit": [
-          { guard: "exitedBadly", target: "orphaned", actions: "recordExit" },
-          { target: "draining", actions: "recordExit" },
+          {
+            guard: "finishedWell",
+            target: "draining",
+            actions: ["recordExit", { type: "end", params: FINISHED }],
+          },
+          {
+            guard: "exitedWithCode",
+            target: "draining",
+            actions: ["recordExit", { type: "end", params: FAILED }],
+          },
+          { target: "orphaned", actions: ["recordExit", "recordDeath"] },
         ],
       },
       states: {
@@ -210,7 +305,9 @@ export const sessionMachine = setup({
           tags: ["draining"],
           entry: "stopCpu",
           on: {
+            // Already stopping: the reason that started it stands.
             "session.kill": {},
+            "session.limit": {},
             "session.cpu_exit": { target: "#session.draining", actions: "recordExit" },
             "session.crashed": { target: "#session.draining", actions: "recordError" },
             "session.orphan": { target: "#session.draining", actions: "recordError" },
@@ -224,16 +321,38 @@ export const sessionMachine = setup({
         id: "final_drain",
         src: "drainWriter",
         input: ({ context }) => ({ alias: context.alias, reason: "final" as const }),
-        onDone: "dead",
-        onError: { target: "dead", actions: "recordError" },
+        onDone: [
+          { guard: { type: "endsAs", params: FINISHED }, target: "finished" },
+          { guard: { type: "endsAs", params: FAILED }, target: "failed" },
+          { guard: { type: "endsAs", params: KILLED }, target: "killed" },
+          { guard: { type: "endsAs", params: LIMITED }, target: "limited" },
+          { target: "crashed" },
+        ],
+        // The ending stands when its last snapshot cannot be written; the error is kept.
+        onError: [
+          {
+            guard: { type: "endsAs", params: FINISHED },
+            target: "finished",
+            actions: "recordError",
+          },
+          { guard: { type: "endsAs", params: FAILED }, target: "failed", actions: "recordError" },
+          { guard: { type: "endsAs", params: KILLED }, target: "killed", actions: "recordError" },
+          { guard: { type: "endsAs", params: LIMITED }, target: "limited", actions: "recordError" },
+          { target: "crashed", actions: "recordError" },
+        ],
       },
     },
-    dead: { type: "final", tags: ["terminal"] },
+    finished: { type: "final", tags: ["terminal", "finished"] },
+    failed: { type: "final", tags: ["terminal", "failed"] },
+    killed: { type: "final", tags: ["terminal", "killed"] },
+    crashed: { type: "final", tags: ["terminal", "crashed"] },
+    limited: { type: "final", tags: ["terminal", "limited"] },
     orphaned: {
       tags: ["orphan"],
       on: {
         "session.revive": "rehydrating",
-        "session.kill": "draining",
+        "session.kill": { target: "draining", actions: { type: "end", params: KILLED } },
+        "session.reap": { target: "draining", actions: { type: "end", params: CRASHED } },
       },
     },
     rehydrating: {
@@ -251,7 +370,8 @@ export const sessionMachine = setup({
         onError: { target: "orphaned", actions: "recordError" },
       },
       on: {
-        "session.kill": "draining",
+        "session.kill": { target: "draining", actions: { type: "end", params: KILLED } },
+        "session.reap": { target: "draining", actions: { type: "end", params: CRASHED } },
         "session.orphan": "orphaned",
       },
     },

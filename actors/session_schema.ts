@@ -4,6 +4,7 @@
  * `.ostk/drain/<lineage>.json`. Types are inferred from the schemas; parse at the edge, then trust.
  */
 import { z } from "zod";
+import { SESSION_OUTCOMES } from "../kernel/session_outcome.ts";
 
 /** How many turns of history a drain snapshot keeps (the newest ones). */
 export const HISTORY_LIMIT = 200;
@@ -75,6 +76,15 @@ export const RevivalSchema = z.enum(["revive", "reap", "ask"]);
 /** How a CPU's run ended. */
 export const CpuExitReasonSchema = z.enum(["done", "aborted", "exited"]);
 
+/** How a session ended: the names of the session machine's final states. */
+export const SessionOutcomeSchema = z.enum(SESSION_OUTCOMES);
+
+/** A session's end as its machine decided it: the outcome and a short reason for people. */
+export const SessionEndingSchema = z.strictObject({
+  outcome: SessionOutcomeSchema,
+  reason: z.string(),
+});
+
 /** Input of the session machine. `startTurn`, `tokens`, `history` carry a lineage forward. */
 export const SessionInputSchema = z.strictObject({
   alias: AliasSchema,
@@ -93,11 +103,23 @@ export const SessionEventSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("session.started"), at: count, pid: count.optional() }),
   z.strictObject({ type: z.literal("session.turn_done"), turn: TurnRecordSchema, at: count }),
   z.strictObject({ type: z.literal("session.heartbeat"), at: count }),
+  /** The operator stops the session: it ends `killed`. */
   z.strictObject({ type: z.literal("session.kill"), reason: z.string().optional() }),
+  /** One of the session's LIMITs was reached: it stops and ends `limited`. */
+  z.strictObject({
+    type: z.literal("session.limit"),
+    limit: z.string(),
+    value: z.number(),
+    max: z.number(),
+  }),
+  /** An orphan is not revived (policy reap, revival budget spent, operator): it ends `crashed`. */
+  z.strictObject({ type: z.literal("session.reap"), reason: z.string() }),
   z.strictObject({
     type: z.literal("session.cpu_exit"),
     reason: CpuExitReasonSchema,
     code: z.number().int().optional(),
+    /** The signal that ended a command agent, when one did (e.g. `SIGKILL`). */
+    signal: z.string().optional(),
   }),
   z.strictObject({ type: z.literal("session.orphan"), reason: z.string().optional() }),
   z.strictObject({ type: z.literal("session.revive") }),
@@ -129,6 +151,8 @@ export type CallRecord = z.infer<typeof CallRecordSchema>;
 export type TurnRecord = z.infer<typeof TurnRecordSchema>;
 export type Revival = z.infer<typeof RevivalSchema>;
 export type CpuExitReason = z.infer<typeof CpuExitReasonSchema>;
+export type SessionOutcome = z.infer<typeof SessionOutcomeSchema>;
+export type SessionEnding = z.infer<typeof SessionEndingSchema>;
 export type SessionInput = z.infer<typeof SessionInputSchema>;
 export type SessionEvent = z.infer<typeof SessionEventSchema>;
 export type DrainSnapshot = z.infer<typeof DrainSnapshotSchema>;

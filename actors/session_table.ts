@@ -8,6 +8,8 @@ import { issueAlias } from "../kernel/alias.ts";
 import { type ModelInfo, readPriceOverrides } from "./llm/prices.ts";
 import type { AuditEntry } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { isOutcome, SESSION_OUTCOMES, type SessionOutcome } from "../kernel/session_outcome.ts";
+import type { ToolClass } from "../kernel/agentfile_schema.ts";
 import type { ShellSpawner } from "../kernel/shell.ts";
 import type { ToolResponse } from "../kernel/tools.ts";
 import { cpuRunnerLogic, type KernelPort, rehydratorLogic } from "./cpu.ts";
@@ -33,8 +35,15 @@ import {
 } from "./limits.ts";
 import type { MethodParams } from "./protocol.ts";
 import type { rootMachine } from "./root_machine.ts";
-import { sessionMachine } from "./session_machine.ts";
-import type { CpuSpec, DrainSnapshot, Revival, SessionInput } from "./session_schema.ts";
+import { READABLE_DRAIN_VERSIONS, sessionMachine } from "./session_machine.ts";
+import type {
+  CpuSpec,
+  DrainSnapshot,
+  Revival,
+  SessionEnding,
+  SessionInput,
+} from "./session_schema.ts";
+import { validateCpu } from "./session_validate.ts";
 
 /** Heartbeat ages that mark a session stale, then crashed. */
 export interface SessionThresholds {
@@ -63,10 +72,12 @@ interface Entry {
   unsubscribe?: () => void;
   exitLogged?: boolean;
   settings: SessionSettings;
-  /** Set once a LIMIT stopped the session; its exit reason is then `limit:<name>`. */
+  /** Set once a LIMIT stopped the session (the machine then ends it `limited`). */
   limitHit?: LimitHit;
-  /** How the last life ended, for `ps`. */
-  exitReason?: string;
+  /** How the session ended, once it has (`state` is then the outcome), for `ps`. */
+  ending?: SessionEnding;
+  /** How long its approval questions wait for the operator, when not the daemon's default. */
+  approvalTimeoutMs?: number;
   /** A sandboxed command agent's private TMPDIR for the current life. */
   tmpdir?: string;
 }
@@ -155,7 +166,8 @@ export class SessionTable {
 
   /** Start a session (or queue it while the concurrency limit is reached). */
   async spawn(p: MethodParams<"session/spawn">): Promise<{ alias: string; state: string }> {
-    if (p.alias && this.#entries.get(p.alias) && this.#entries.get(p.alias)!.state !== "dead") {
+    const existing = p.alias ? this.#entries.get(p.alias) : undefined;
+    if (existing && !isOutcome(existing.state)) {
       throw new OstkError(
         "conflict",
         `session '${p.alias}' exists`,
@@ -165,6 +177,8 @@ export class SessionTable {
     }
     const refused = sandboxRefusal(p.sandbox);
     if (refused) throw new OstkError("permission", refused);
+    // Before any row is written: a CPU that cannot start is refused, not spawned to crash.
+    await validateCpu(p.cpu as CpuSpec);
     const settings = await settingsFor(this.#ctx.paths.root, p, Date.now());
     let alias = p.alias ?? await issueAlias(this.#ctx.log, p.name ?? "agent", "operator");
     // An alias given explicitly at spawn has no agent.alias row, so the issuer cannot see it;
@@ -181,6 +195,7 @@ export class SessionTable {
       watchers: new Set(),
       revives: [],
       settings,
+      approvalTimeoutMs: p.approval_timeout_ms,
     };
     this.#entries.set(alias, entry);
     await this.#ctx.log.append({
@@ -193,6 +208,7 @@ export class SessionTable {
         revival: entry.revival,
         spec: entry.cpu,
         ...settingsFields(p),
+        ...(p.approval_timeout_ms ? { approval_timeout_ms: p.approval_timeout_ms } : {}),
       },
     });
     if (this.#running() < this.#concurrency) this.#launch(entry, 0);
@@ -204,7 +220,7 @@ export class SessionTable {
   #running(): number {
     let n = 0;
     for (const e of this.#entries.values()) {
-      if (e.ref && !["dead", "orphaned"].includes(e.state)) n++;
+      if (e.ref && !isOutcome(e.state) && e.state !== "orphaned") n++;
     }
     return n;
   }
@@ -264,31 +280,37 @@ export class SessionTable {
     if (state === entry.state) return;
     entry.state = state;
     for (const fn of entry.watchers) fn(state);
-    if (state === "dead") this.#ended(entry, snap);
+    if (isOutcome(state)) this.#ended(entry, snap, state);
     else if (state === "orphaned") this.#orphaned(entry, snap);
   }
 
-  #ended(entry: Entry, snap: SessionSnapshot): void {
+  #ended(entry: Entry, snap: SessionSnapshot, outcome: SessionOutcome): void {
     entry.unsubscribe?.();
     this.#root?.send({ type: "session.stop_child", id: entry.ref!.id });
     this.#ctx.approvals.cancel(entry.alias);
     this.#dropTmp(entry);
-    entry.exitReason = entry.limitHit
-      ? `limit:${entry.limitHit.limit}`
-      : snap.context.exit?.reason ?? "killed";
+    const { exit, ending } = snap.context;
+    entry.ending = { outcome, reason: ending?.reason ?? outcome };
     if (!entry.exitLogged) {
       entry.exitLogged = true;
       this.#append("session.exit", {
         session: entry.alias,
-        reason: entry.exitReason,
-        ...(snap.context.exit?.code !== undefined ? { code: snap.context.exit.code } : {}),
+        outcome,
+        reason: entry.ending.reason,
+        // The exit code and signal of a command agent that ended by itself, not of one that
+        // was stopped on purpose (SIGTERM's 143 says nothing the outcome does not).
+        ...(exit && exit.reason !== "aborted" && exit.code !== undefined
+          ? { code: exit.code }
+          : {}),
+        ...(exit?.signal ? { signal: exit.signal } : {}),
+        ...(outcome === "limited" && entry.limitHit ? { limit: entry.limitHit.limit } : {}),
         turns: snap.context.turns,
         // Recorded for budgeted and model sessions: script and command CPUs spend nothing.
         ...(entry.settings.limits.budget_usd !== undefined || entry.cpu.kind === "model"
           ? { spend_usd: spendUsd(entry.cpu, snap.context.tokens, this.#prices()) }
           : {}),
       });
-      if (entry.exitReason === "done") {
+      if (outcome === "finished") {
         this.#successor(entry).catch((err) =>
           console.error(`ostk listen: successor of ${entry.alias}: ${(err as Error).message}`)
         );
@@ -346,17 +368,17 @@ export class SessionTable {
     });
     if (entry.revival === "reap") {
       this.#append("session.reap", { session: entry.alias });
-      entry.ref?.send({ type: "session.kill", reason: "reaped" });
+      entry.ref?.send({ type: "session.reap", reason: "not revived (revival policy reap)" });
       return;
     }
     if (entry.revival === "ask") return;
     const now = Date.now();
     entry.revives = entry.revives.filter((t) => now - t < 60_000);
     if (entry.revives.length >= REVIVE_LIMIT) {
-      this.#append("session.revive_refused", {
-        session: entry.alias,
-        reason: `revived ${REVIVE_LIMIT} times within a minute`,
-      });
+      // A session that keeps crashing ends here, as crashed, rather than sitting orphaned.
+      const refused = `revived ${REVIVE_LIMIT} times within a minute`;
+      this.#append("session.revive_refused", { session: entry.alias, reason: refused });
+      entry.ref?.send({ type: "session.reap", reason: `not revived again: ${refused}` });
       return;
     }
     entry.revives.push(now);
@@ -393,27 +415,51 @@ export class SessionTable {
   }
 
   /** Stop a session: its CPU is aborted (a command's group gets SIGTERM, then SIGKILL). */
-  async kill(alias: string): Promise<{ alias: string; state: string }> {
+  kill(alias: string): Promise<{ alias: string; state: string }> {
     const entry = this.#get(alias);
-    if (entry.state === "queued") {
-      entry.state = "dead";
-      entry.queued = undefined;
-      entry.exitReason = "killed";
-      this.#append("session.exit", { session: alias, reason: "killed", turns: 0 });
-      return { alias, state: "dead" };
-    }
-    if (entry.state === "dead") return { alias, state: "dead" };
-    const done = new Promise<void>((resolve) => {
+    const reason = "killed by the operator";
+    if (!entry.ref && !isOutcome(entry.state)) return this.#endUnstarted(entry, "killed", reason);
+    return this.#endWith(entry, { type: "session.kill", reason });
+  }
+
+  /**
+   * End a session that has no actor: one queued behind the concurrency limit, or one restored
+   * orphaned (revival policy ask) that was never started again.
+   */
+  #endUnstarted(
+    entry: Entry,
+    outcome: SessionOutcome,
+    reason: string,
+  ): Promise<{ alias: string; state: string }> {
+    entry.state = outcome;
+    entry.ending = { outcome, reason };
+    this.#append("session.exit", {
+      session: entry.alias,
+      outcome,
+      reason,
+      turns: entry.queued?.startTurn ?? 0,
+    });
+    entry.queued = undefined;
+    for (const fn of entry.watchers) fn(outcome);
+    return Promise.resolve({ alias: entry.alias, state: outcome });
+  }
+
+  /** Send `event` to the session and answer once it has ended (at once if it already has). */
+  async #endWith(
+    entry: Entry,
+    event: { type: "session.kill"; reason: string } | { type: "session.reap"; reason: string },
+  ): Promise<{ alias: string; state: string }> {
+    if (isOutcome(entry.state)) return { alias: entry.alias, state: entry.state };
+    const done = new Promise<string>((resolve) => {
       const watch = (state: string) => {
-        if (state !== "dead") return;
+        if (!isOutcome(state)) return;
         entry.watchers.delete(watch);
-        resolve();
+        resolve(state);
       };
       entry.watchers.add(watch);
     });
-    entry.ref?.send({ type: "session.kill", reason: "killed" });
-    await done;
-    return { alias, state: "dead" };
+    entry.ref?.send(event);
+    return { alias: entry.alias, state: await done };
   }
 
   /** `ostk lineage resolve`: decide an orphan's fate. */
@@ -423,18 +469,32 @@ export class SessionTable {
       throw new OstkError("conflict", `session '${alias}' is ${entry.state}, not orphaned`);
     }
     if (action === "reap") {
-      this.#append("session.reap", { session: alias });
-      return this.kill(alias);
+      this.#append("session.reap", { session: alias, by: "operator" });
+      const reason = "not revived: reaped by the operator";
+      if (!entry.ref) {
+        return this.#endUnstarted(entry, "crashed", `daemon restarted; ${reason}`);
+      }
+      return this.#endWith(entry, { type: "session.reap", reason });
     }
     this.#append("session.revive", { session: alias, by: "operator" });
-    entry.ref?.send({ type: "session.revive" });
-    return Promise.resolve({ alias, state: "rehydrating" });
+    if (entry.ref) {
+      entry.ref.send({ type: "session.revive" });
+      return Promise.resolve({ alias, state: "rehydrating" });
+    }
+    // Restored orphaned by a new daemon: there is no actor to revive, so a new life starts.
+    this.#launch(entry, entry.queued?.startTurn ?? 0, entry.queued?.carried);
+    return Promise.resolve({ alias, state: entry.state });
   }
 
   #get(alias: string): Entry {
     const entry = this.#entries.get(alias);
     if (!entry) throw new OstkError("not_found", `no session '${alias}'`, {}, "see 'ostk ps'");
     return entry;
+  }
+
+  /** How long `alias`'s approval questions wait, when its spawn said (else the daemon's). */
+  approvalTimeoutOf(alias: string): number | undefined {
+    return this.#entries.get(alias)?.approvalTimeoutMs;
   }
 
   /** The settings of a session, or undefined for an alias that is not one (the operator). */
@@ -472,8 +532,8 @@ export class SessionTable {
     entry.limitHit = hit;
     this.#append("session.limit", { session: entry.alias, ...hit });
     const ref = entry.ref;
-    // Not from inside the actor's own snapshot notification: the kill goes out right after.
-    queueMicrotask(() => ref?.send({ type: "session.kill", reason: `limit:${hit.limit}` }));
+    // Not from inside the actor's own snapshot notification: the stop goes out right after.
+    queueMicrotask(() => ref?.send({ type: "session.limit", ...hit }));
     return hit;
   }
 
@@ -545,10 +605,31 @@ export class SessionTable {
         turns: snap?.context.turns ?? e.queued?.startTurn ?? 0,
         last_seen: snap?.context.lastSeen ? new Date(snap.context.lastSeen).toISOString() : null,
         revival: e.revival,
-        reason: e.state === "dead" ? e.exitReason ?? null : null,
+        reason: this.#reasonOf(e, snap),
         spend_usd: spendUsd(e.cpu, snap?.context.tokens ?? { in: 0, out: 0 }, this.#prices()),
       };
     });
+  }
+
+  /**
+   * Why a session is where it is, for `ps`: how it ended, why it is orphaned (and what happens
+   * next), why it waits; null while it simply runs.
+   */
+  #reasonOf(e: Entry, snap: SessionSnapshot | undefined): string | null {
+    if (isOutcome(e.state)) return e.ending?.reason ?? null;
+    if (e.state === "queued") {
+      return `waiting for a free slot (${this.#concurrency} sessions run at once)`;
+    }
+    const error = snap?.context.error;
+    if (e.state === "orphaned") {
+      const why = error ?? "crashed";
+      return e.revival === "ask" ? `${why}; waiting for 'ostk lineage resolve'` : why;
+    }
+    if (e.state === "rehydrating") return `reviving after: ${error ?? "a crash"}`;
+    if (e.state === "stale" && snap?.context.lastSeen) {
+      return `no kernel call for ${Math.round((Date.now() - snap.context.lastSeen) / 1000)} s`;
+    }
+    return null;
   }
 
   counts(): Record<string, number> {
@@ -593,7 +674,7 @@ export class SessionTable {
   /** On shutdown: stop every CPU at a turn boundary; their drain snapshots are current. */
   async drainAll(): Promise<void> {
     const live = [...this.#entries.values()].filter((e) =>
-      e.ref && !["dead", "orphaned", "queued"].includes(e.state)
+      e.ref && !isOutcome(e.state) && !["orphaned", "queued"].includes(e.state)
     );
     await Promise.all(live.map(async (entry) => {
       const snap = entry.ref!.getSnapshot() as SessionSnapshot;
@@ -623,14 +704,15 @@ export class SessionTable {
     const entries: AuditEntry[] = [];
     const launches: (() => void)[] = [];
     for (const session of state.sessions.values()) {
-      if (session.state !== "alive") continue;
+      // Alive or orphaned when the last daemon went: either way it has not ended.
+      if (session.state === "dead") continue;
       const spawnRow = session.spawn;
       const cpu = spawnRow?.spec as CpuSpec | undefined;
       if (!cpu) continue;
       const revival = (spawnRow?.revival as Revival | undefined) ?? "revive";
       let drain: DrainSnapshot | undefined;
       try {
-        drain = await readDrain(this.#ctx.paths.drain, session.alias);
+        drain = await readDrain(this.#ctx.paths.drain, session.alias, READABLE_DRAIN_VERSIONS);
       } catch (err) {
         if (!(err instanceof OstkError && err.code === "not_found")) throw err;
       }
@@ -643,7 +725,12 @@ export class SessionTable {
         watchers: new Set(),
         revives: [],
         settings: await settingsFromRow(this.#ctx.paths.root, spawnRow ?? {}),
+        ...(typeof spawnRow?.approval_timeout_ms === "number"
+          ? { approvalTimeoutMs: spawnRow.approval_timeout_ms }
+          : {}),
       };
+      // The operator's "a" answers outlive the daemon that heard them: the log keeps them.
+      for (const cls of session.approved) entry.settings.approveAll.add(cls as ToolClass);
       this.#entries.set(session.alias, entry);
       const turns = drain?.turns ?? 0;
       entries.push({
@@ -652,8 +739,11 @@ export class SessionTable {
         fields: { session: session.alias, reason: "daemon restarted", turns },
       });
       if (revival === "reap") {
-        entry.state = "dead";
-        entry.exitReason = "reaped";
+        entry.state = "crashed";
+        entry.ending = {
+          outcome: "crashed",
+          reason: "daemon restarted; not revived (revival policy reap)",
+        };
         entries.push({
           event: "session.reap",
           actor: "kernel",
@@ -662,7 +752,12 @@ export class SessionTable {
         entries.push({
           event: "session.exit",
           actor: "kernel",
-          fields: { session: session.alias, reason: "reaped", turns },
+          fields: {
+            session: session.alias,
+            outcome: "crashed",
+            reason: entry.ending.reason,
+            turns,
+          },
         });
         continue;
       }
@@ -689,7 +784,7 @@ export class SessionTable {
 
 /** The state name `ps` shows, read from tags rather than state paths. */
 function labelOf(snap: SessionSnapshot): string {
-  if (snap.hasTag("terminal")) return "dead";
+  if (snap.hasTag("terminal")) return SESSION_OUTCOMES.find((o) => snap.hasTag(o)) ?? "crashed";
   if (snap.hasTag("orphan")) return "orphaned";
   if (snap.hasTag("rehydrating")) return "rehydrating";
   if (snap.hasTag("draining")) return "draining";

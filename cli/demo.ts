@@ -94,7 +94,7 @@ audit chain and the file, and print a summary. Exits 0 only if every check passe
           before.map((r) => `${r.alias}=${r.turns}`).join(", ")
         })`,
       );
-      check("daemon killed mid-run", before.some((r) => r.state !== "dead"));
+      check("daemon killed mid-run", before.some((r) => r.state !== "finished"));
 
       out("\n$ ostk listen --background");
       const restartAt = performance.now();
@@ -110,10 +110,13 @@ audit chain and the file, and print a summary. Exits 0 only if every check passe
       );
       const finished = await waitFor(
         client,
-        (rows) => rows.every((r) => r.state === "dead"),
+        (rows) => rows.every((r) => r.state === "finished"),
         60_000,
       );
-      check("both sessions finished", finished.every((r) => r.state === "dead" && r.turns === 10));
+      check(
+        "both sessions finished",
+        finished.every((r) => r.state === "finished" && r.turns === 10),
+      );
       await client.request("daemon/stop", {}).catch(() => undefined);
       client.close();
       await waitGone(paths);

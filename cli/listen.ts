@@ -25,7 +25,8 @@ SIGTERM/SIGINT drain every session and exit 0.
   --concurrency N   sessions running at once; more are queued (default: number of cores)
   --approval-timeout-ms N
                     how long a session's approval question waits for the operator before it
-                    counts as "no" (default 60000)
+                    counts as "no" (default 60000); a session spawned with its own wait
+                    ('ostk run --approval-timeout-ms') keeps that one
   --driver-idle-ms N
                     stop a HUMANFILE driver started on demand after N ms unused (default 300000)
   --stately-inspect ws://127.0.0.1:PORT

@@ -13,13 +13,29 @@ export interface PsRow {
   pgid: number | null;
   sid: number | null;
   cpu: string;
+  /**
+   * queued, starting, spawning, running, stale, draining, orphaned, rehydrating, or how it
+   * ended: finished, failed, killed, crashed, limited (kernel/session_outcome.ts).
+   */
   state: string;
   turns: number;
   last_seen: string | null;
   revival: string;
+  /** Why it is in that state (how it ended, why it is orphaned or waits); null while it runs. */
+  reason?: string | null;
   /** Model sessions: USD spent so far (tokens × list price); 0 for script and command CPUs. */
   spend_usd?: number;
 }
+
+const STATES_HELP =
+  `STATE is queued, starting, spawning, running, stale, draining, orphaned or rehydrating
+while a session lives, and how it ended once it has:
+  finished   it did its work and stopped by itself (a command exited 0)
+  failed     a command agent exited by itself with another code (REASON has it)
+  killed     the operator stopped it (ostk kill, Ctrl-C on ostk run)
+  crashed    it died unexpectedly and was not revived (REASON says why)
+  limited    one of its LIMITs stopped it (REASON names it)
+REASON says how it ended, why it is orphaned or stale, or what it waits for.`;
 
 async function withDaemon<T>(
   cwd: string,
@@ -35,9 +51,11 @@ async function withDaemon<T>(
 
 export const psCommand: Command = {
   name: "ps",
-  summary: "List sessions: pid, ppid, pgid, sid, alias, cpu, state, turns, last seen.",
+  summary: "List sessions: pid, ppid, pgid, sid, alias, cpu, state, turns, last seen, reason.",
   usage: "ps [--json]",
-  help: "  --json   the rows as a JSON array",
+  help: `${STATES_HELP}
+
+  --json   the rows as a JSON array`,
   async run(ctx) {
     const { values } = parseFlags("ps", ctx.argv, { json: { type: "boolean" } });
     if (values.help) {
@@ -52,7 +70,18 @@ export const psCommand: Command = {
       outJson(rows);
       return EXIT.ok;
     }
-    const head = ["PID", "PPID", "PGID", "SID", "ALIAS", "CPU", "STATE", "TURNS", "LAST SEEN"];
+    const head = [
+      "PID",
+      "PPID",
+      "PGID",
+      "SID",
+      "ALIAS",
+      "CPU",
+      "STATE",
+      "TURNS",
+      "LAST SEEN",
+      "REASON",
+    ];
     const table = rows.map((r) => [
       String(r.pid ?? "-"),
       String(r.ppid ?? "-"),
@@ -63,6 +92,7 @@ export const psCommand: Command = {
       r.state,
       String(r.turns),
       r.last_seen ? `${Math.round((Date.now() - Date.parse(r.last_seen)) / 1000)}s ago` : "-",
+      r.reason ?? "-",
     ]);
     const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
     for (const row of [head, ...table]) {
@@ -75,10 +105,12 @@ export const psCommand: Command = {
 export const pstreeCommand: Command = {
   name: "pstree",
   summary: "Show the daemon and its sessions as a tree.",
-  usage: "pstree",
-  help: "",
+  usage: "pstree [--json]",
+  help: `${STATES_HELP}
+
+  --json   {"daemon": {"pid", "root"}, "sessions": [the rows of 'ostk ps --json']}`,
   async run(ctx) {
-    const { values } = parseFlags("pstree", ctx.argv, {});
+    const { values } = parseFlags("pstree", ctx.argv, { json: { type: "boolean" } });
     if (values.help) {
       out(helpText(pstreeCommand));
       return EXIT.ok;
@@ -86,13 +118,17 @@ export const pstreeCommand: Command = {
     await withDaemon(ctx.cwd, async (c) => {
       const status = await c.request("daemon/status", {}) as { pid: number; root: string };
       const rows = ((await c.request("session/list", {})) as { sessions: PsRow[] }).sessions;
+      if (values.json) {
+        outJson({ daemon: { pid: status.pid, root: status.root }, sessions: rows });
+        return;
+      }
       out(`ostk listen (${status.pid}) ${status.root}`);
       rows.forEach((r, i) => {
         const branch = i === rows.length - 1 ? "└─" : "├─";
         out(
           `${branch} ${r.alias} [${r.cpu}] ${r.state}${
             r.pid ? ` (${r.pid})` : ""
-          } turns=${r.turns}`,
+          } turns=${r.turns}${r.reason ? `: ${r.reason}` : ""}`,
         );
       });
     });
@@ -110,11 +146,16 @@ export const spawnCommand: Command = {
 
   --cpu script|command|model   what the session runs
   --script FILE          transcript for --cpu script (fixtures/agents/*.jsonl format)
-  --model PROVIDER:MODEL for --cpu model, e.g. anthropic:claude-sonnet-4 or ollama:qwen3
+  --model SPEC           for --cpu model: anthropic:<model>, openai:<model>, ollama:<model>
+                         or openai-compatible:<base-url>#<model>
   --task TEXT            for --cpu model: the first user message
   --revival POLICY       revive (default), reap or ask: what to do after a crash
   --alias                treat the first argument as the exact alias
-  --json                 print {"alias": ..., "state": ...}`,
+  --json                 print {"alias": ..., "state": ...}
+
+The daemon checks the CPU before it answers: a --script that is missing or does not parse, a
+command whose program is not on the daemon's PATH (or not executable), a --model no provider
+takes are refused (exit 1) and nothing is spawned.`,
   async run(ctx) {
     const dash = ctx.argv.indexOf("--");
     const own = dash >= 0 ? ctx.argv.slice(0, dash) : ctx.argv;
@@ -143,7 +184,8 @@ export const spawnCommand: Command = {
       if (command.length === 0) throw usage("--cpu command needs '-- CMD [ARGS...]'");
       cpu = { kind: "command" as const, command, cwd: ctx.cwd };
     } else if (values.cpu === "model") {
-      if (!values.model || !/^[a-z][a-z-]*:.+/.test(values.model)) {
+      // Whether the spec names a provider is the daemon's check (exit 1, with the forms).
+      if (!values.model) {
         throw usage("--cpu model needs --model PROVIDER:MODEL (e.g. anthropic:claude-sonnet-4)");
       }
       cpu = {

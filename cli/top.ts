@@ -11,6 +11,7 @@ import type { AuditRow } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { WRITE_EVENTS } from "../kernel/fold.ts";
 import { locateProject } from "../kernel/project.ts";
+import { isOutcome } from "../kernel/session_outcome.ts";
 import { type Command, EXIT, helpText, out, parseFlags } from "./command.ts";
 import { connectOrFail } from "./daemon_client.ts";
 import type { PsRow } from "./sessions.ts";
@@ -64,8 +65,13 @@ const STATE_COLOR: Record<string, string> = {
   spawning: "36",
   stale: "33",
   orphaned: "31",
-  dead: "90",
   draining: "35",
+  // How a session ended (kernel/session_outcome.ts): grey when it was meant to, red when not.
+  finished: "90",
+  killed: "90",
+  limited: "33",
+  failed: "31",
+  crashed: "31",
 };
 
 /**
@@ -215,9 +221,9 @@ class Feed {
     m.uptimeMs = status.uptime_ms;
     m.rows = ((await this.#client.request("session/list", {})) as { sessions: PsRow[] }).sessions;
     m.selected = Math.min(m.selected, Math.max(0, m.rows.length - 1));
-    // A dead session's tokens no longer change: ask once.
+    // An ended session's tokens no longer change: ask once.
     await Promise.all(
-      m.rows.filter((r) => r.state !== "dead" || !m.tokens.has(r.alias)).map(
+      m.rows.filter((r) => !isOutcome(r.state) || !m.tokens.has(r.alias)).map(
         async (r) => {
           const s = await this.#client.request("session/inspect", { alias: r.alias }).catch(
             () => undefined,

@@ -137,8 +137,8 @@ export interface ApprovalSource {
 /**
  * Ask every source at once; the first real answer wins: `y` allows this call, `a` allows it and
  * adds its class to `approveAll`, `n` denies. No source, no answer (every source said
- * undefined or failed), or no answer within `timeoutMs` denies. The other sources' questions are
- * withdrawn through the abort signal.
+ * undefined or failed: the question was withdrawn), or no answer within `timeoutMs` denies, and
+ * the reason says which. The other sources' questions are withdrawn through the abort signal.
  *
  * @example
  * ```ts
@@ -158,10 +158,14 @@ export async function askOperator(
 ): Promise<ApprovalDecision & { answer?: OperatorAnswer }> {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
   const answer = await new Promise<OperatorAnswer | undefined>((resolve) => {
     let pending = sources.length;
     if (pending === 0) return resolve(undefined);
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve(undefined);
+    }, timeoutMs);
     const settle = (a: unknown) => {
       if (a === "y" || a === "n" || a === "a") resolve(a);
       else if (--pending === 0) resolve(undefined);
@@ -191,7 +195,9 @@ export async function askOperator(
     "deny",
     sources.length === 0
       ? "no operator can be asked; denied"
-      : `no operator answered within ${timeoutMs} ms; denied`,
+      : timedOut
+      ? `no operator answered within ${timeoutMs} ms; denied`
+      : "the question was withdrawn before anyone answered (its session ended); denied",
   );
 }
 

@@ -31,6 +31,11 @@ const WINDOW_MS = 60_000;
 /**
  * Render the digest lines (without a trailing newline).
  *
+ * `[procs]` counts sessions by where the log says they stand (kernel/fold.ts): `alive` are
+ * spawned or revived and not since orphaned or ended; `orphaned` (shown only when there are
+ * any) have no process running them (a crash, or a daemon that stopped) and may be revived;
+ * sessions that ended (finished, failed, killed, crashed, limited) are not counted.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -45,10 +50,14 @@ const WINDOW_MS = 60_000;
  */
 export function renderDigest(input: DigestInput): string {
   const { state, reader, nowMs } = input;
-  const alive = [...state.sessions.values()].filter((s) => s.state === "alive");
+  const sessions = [...state.sessions.values()];
+  const alive = sessions.filter((s) => s.state === "alive");
+  const orphaned = sessions.filter((s) => s.state === "orphaned");
+  const names = (list: typeof sessions) =>
+    list.length ? ": " + list.map((s) => s.alias).sort().slice(0, 6).join(" ") : "";
   const lines = [
-    `[procs] ${alive.length} alive${
-      alive.length ? ": " + alive.map((s) => s.alias).sort().slice(0, 6).join(" ") : ""
+    `[procs] ${alive.length} alive${names(alive)}${
+      orphaned.length ? ` · ${orphaned.length} orphaned${names(orphaned)}` : ""
     } · ${state.aliases.size} aliases`,
   ];
   const seen = state.reads.get(reader);

@@ -3,6 +3,7 @@
  * cache of this; after a crash, folding the log again rebuilds it.
  */
 import type { AuditRow } from "./audit_schema.ts";
+import { outcomeOfExit, type SessionOutcome } from "./session_outcome.ts";
 
 /** One issued agent alias. */
 export interface AliasRecord {
@@ -12,15 +13,28 @@ export interface AliasRecord {
   seq: number;
 }
 
+/**
+ * Where a session stands as the log tells it: `alive` (spawned or revived, and running as far
+ * as the log knows), `orphaned` (no process runs it: it crashed, or its daemon stopped and
+ * drained it; a daemon may revive it), `dead` (it ended; `outcome` says how).
+ */
+export type SessionLogState = "alive" | "orphaned" | "dead";
+
 /** A session as the log knows it. */
 export interface SessionRecord {
   id: string;
   alias: string;
-  state: "alive" | "dead";
+  state: SessionLogState;
   since: number;
   lastSeq: number;
   /** The session's spawn row: what it runs and under which settings (revival reads it). */
   spawn?: AuditRow;
+  /** Once dead: how it ended, when the row says (kernel/session_outcome.ts). */
+  outcome?: SessionOutcome;
+  /** Once dead or orphaned: the reason the last end or orphan row gave. */
+  reason?: string;
+  /** Tool classes the operator answered "a" (yes to every call of the class) for. */
+  approved: string[];
 }
 
 /** A file some tool touched, with the last generation the log recorded. */
@@ -88,6 +102,8 @@ export function emptyState(): FoldState {
 }
 
 const SESSION_END_EVENTS = new Set(["session.exit", "session.dead", "session.reap"]);
+/** Rows after which nothing runs the session until a revive: a crash, or a daemon's drain. */
+const SESSION_ORPHAN_EVENTS = new Set(["session.orphan", "session.drain"]);
 
 /**
  * Apply one row to `state` (mutating it, for speed over large logs) and return it.
@@ -111,12 +127,17 @@ export function foldRow(state: FoldState, row: AuditRow): FoldState {
       since: row.seq,
       lastSeq: row.seq,
       spawn: row,
+      approved: [],
     });
-  } else if (SESSION_END_EVENTS.has(row.event) && typeof row.session === "string") {
+  } else if (row.event.startsWith("session.") && typeof row.session === "string") {
+    foldSessionRow(state.sessions.get(row.session), row);
+  } else if (row.event === "approval.decide" && typeof row.session === "string") {
+    // "a" answers are what the approve-all list of a session is made of; a revived session
+    // (even under a new daemon) keeps them.
     const session = state.sessions.get(row.session);
-    if (session) {
-      session.state = "dead";
-      session.lastSeq = row.seq;
+    const cls = row.class;
+    if (session && row.answer === "a" && row.decision === "allow" && typeof cls === "string") {
+      if (!session.approved.includes(cls)) session.approved.push(cls);
     }
   }
   if (typeof row.path === "string" && typeof row.gen === "number") {
@@ -143,6 +164,33 @@ export function foldRow(state: FoldState, row: AuditRow): FoldState {
   }
   if (row.event === "tool.conflict") pushRecent(state, row.ts, "conflict");
   return state;
+}
+
+/** A session row after the spawn: orphaned, revived, or ended. A dead session stays dead. */
+function foldSessionRow(session: SessionRecord | undefined, row: AuditRow): void {
+  if (!session) return;
+  const reason = typeof row.reason === "string" ? row.reason : undefined;
+  if (SESSION_END_EVENTS.has(row.event)) {
+    session.state = "dead";
+    session.lastSeq = row.seq;
+    // `session.reap` is followed by the exit row that says how it ended; an old log may stop
+    // at the reap, which only ever ended a crashed session.
+    const outcome = row.event === "session.reap" ? "crashed" : outcomeOfExit(row);
+    if (outcome) session.outcome = outcome;
+    if (reason !== undefined) session.reason = reason;
+  } else if (session.state === "dead") {
+    return;
+  } else if (SESSION_ORPHAN_EVENTS.has(row.event)) {
+    session.state = "orphaned";
+    session.lastSeq = row.seq;
+    const why = reason ?? (row.event === "session.drain" ? "its daemon stopped" : undefined);
+    if (why !== undefined) session.reason = why;
+    else delete session.reason;
+  } else if (row.event === "session.revive") {
+    session.state = "alive";
+    session.lastSeq = row.seq;
+    delete session.reason;
+  }
 }
 
 function noteRead(

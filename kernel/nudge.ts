@@ -40,7 +40,7 @@ export function nudgeRefusal(state: FoldState, to: string): string | undefined {
   if (!state.aliases.has(to) && sessions.length === 0) {
     return `unknown alias '${to}': no agent.alias or session row names it`;
   }
-  if (sessions.length > 0 && !sessions.some((s) => s.state === "alive")) {
+  if (sessions.length > 0 && sessions.every((s) => s.state === "dead")) {
     return `session '${to}' is dead; a nudge would never be read`;
   }
   return undefined;

@@ -61,7 +61,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Spawn a session and wait until it is dead; returns the audit rows after. */
+/** Spawn a session and wait until it has ended; returns the audit rows after. */
 async function runSession(
   client: DaemonClient,
   project: Project,
@@ -72,7 +72,7 @@ async function runSession(
   await answer();
   await waitForRows(client, `${params.alias} to end`, (rows) => {
     const row = rows.find((r) => r.alias === params.alias);
-    return row?.state === "dead";
+    return ["finished", "failed", "killed", "crashed", "limited"].includes(row?.state ?? "");
   });
   return await waitFor("the exit row", async () => {
     const rows = await auditRows(project);
@@ -181,7 +181,8 @@ Deno.test("approval: with no client to answer, the question is denied after the 
       assert.deepEqual(decisions(rows, "lonely"), ["ask@7", "deny@7/none"]);
       const denied = rows.find((r) => r.event === "approval.decide" && r.decision === "deny")!;
       assert.match(String(denied.reason), /no operator answered within 300 ms/);
-      assert.equal(rowOf(await waitForRows(client, "ps", () => true), "lonely").state, "dead");
+      // The transcript ran to its end: its work was denied, not the session.
+      assert.equal(rowOf(await waitForRows(client, "ps", () => true), "lonely").state, "finished");
 
       // The operator's own calls are not a session's: no chain, no question.
       const own = await call<{ ok: boolean }>(client, "kernel/call", {
@@ -287,11 +288,94 @@ Deno.test("approval: a session revived after a daemon crash keeps its settings",
       await waitForRows(
         after.client,
         `${alias} to end`,
-        (rows) => rows.find((r) => r.alias === alias)?.state === "dead",
+        (rows) => rows.find((r) => r.alias === alias)?.state === "finished",
       );
       assert.equal(await Deno.readTextFile(`${project.root}/a.txt`), "a\n");
       const rows = await auditRows(project);
       assert.deepEqual(decisions(rows, alias).slice(-3), ["ask@7", "ask@7", "allow@7/y"]);
+    } finally {
+      for (const c of clients) await closeClient(c);
+      for (const d of daemons) await killDaemonProcess(d);
+    }
+  });
+});
+
+Deno.test("approval: 'a' answers the waiting questions of its class too, and outlives the daemon", async () => {
+  await withProject(async (project) => {
+    const daemons: (DaemonProcess | undefined)[] = [];
+    const clients: DaemonClient[] = [];
+    try {
+      daemons[0] = await startDaemonProcess(project, ["--approval-timeout-ms", "60000"]);
+      const control = await connect(project);
+      clients.push(control);
+      const alias = "multi";
+      // The agent does nothing itself; the test makes its calls, several at once.
+      await call(control, "session/spawn", {
+        alias,
+        cpu: { kind: "command", command: ["sleep", "600"] },
+        permissions: "governed",
+      });
+      const watcher = await listener(project, alias);
+      clients.push(watcher.client);
+      // One connection per call: a connection's requests are answered in order.
+      const as = async (tool: string, args: unknown) => {
+        const c = await connect(project);
+        clients.push(c);
+        return call<{ ok: boolean }>(c, "kernel/call", { tool, args, as: alias });
+      };
+      const writes = [
+        as("file:write", { path: "a.txt", content: "a\n" }),
+        as("file:write", { path: "b.txt", content: "b\n" }),
+        as("file:create", { path: "c.txt", content: "c\n" }),
+      ];
+      const shell = as("shell", { cmd: "make" });
+      // Settled (or failed) before the end of the test, whatever happens in between.
+      for (const p of [...writes, shell]) p.catch(() => undefined);
+      await watcher.nth(3);
+      const first = watcher.events.find((e) => e.summary.startsWith("file:write a.txt"))!;
+      const answered = await ostk(project, [
+        "approve",
+        alias,
+        "--all",
+        "--request",
+        first.request_id,
+      ]);
+      assert.equal(answered.code, 0, answered.stderr);
+      assert.match(
+        answered.stdout,
+        new RegExp(
+          `^${alias} ${first.request_id} all \\(and \\w+ \\w+, waiting in the same class\\)$`,
+          "m",
+        ),
+      );
+      assert.deepEqual((await Promise.all(writes)).map((r) => r.ok), [true, true, true]);
+      // Another class is not covered: it still waits, and is answered on its own.
+      const left = await call<{ pending: { class: string }[] }>(control, "session/approvals", {
+        alias,
+      });
+      assert.deepEqual(left.pending.map((p) => p.class), ["ShellExec"]);
+      await call(control, "session/approve", { alias, answer: "n" });
+      assert.equal((await shell).ok, false);
+      // A later call of the class passes at step 5 without a question.
+      assert.equal((await as("file:write", { path: "d.txt", content: "d\n" })).ok, true);
+      assert.equal(watcher.events.length, 4);
+
+      // The daemon dies; the next one revives the session with its "a" answers from the log.
+      daemons[0]!.kill("SIGKILL");
+      await daemons[0]!.exited;
+      daemons[1] = await startDaemonProcess(project, ["--approval-timeout-ms", "60000"]);
+      const again = await connect(project);
+      clients.push(again);
+      const after = await call<{ ok: boolean }>(again, "kernel/call", {
+        tool: "file:write",
+        args: { path: "e.txt", content: "e\n" },
+        as: alias,
+      });
+      assert.equal(after.ok, true, JSON.stringify(after));
+      const rows = await auditRows(project);
+      assert.deepEqual(decisions(rows, alias).slice(-1), ["allow@5"]);
+      assert.equal(await Deno.readTextFile(`${project.root}/e.txt`), "e\n");
+      await call(again, "session/kill", { alias });
     } finally {
       for (const c of clients) await closeClient(c);
       for (const d of daemons) await killDaemonProcess(d);

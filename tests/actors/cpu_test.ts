@@ -240,6 +240,14 @@ Deno.test("command cpu: the exit code is reported", async () => {
   assert.deepEqual(result, { reason: "exited", code: 3 });
 });
 
+Deno.test("command cpu: an agent ended by a signal nobody in ostk sent says which", async () => {
+  const cpu = new CommandCpu({ command: ["sh", "-c", "kill -9 $$"] }, {
+    socketPath: "/tmp/o.sock",
+  });
+  const { result } = await runAgent(cpu);
+  assert.deepEqual(result, { reason: "exited", code: 137, signal: "SIGKILL" });
+});
+
 Deno.test("command cpu: abort ends the agent with SIGTERM", async () => {
   const cpu = new CommandCpu(agentSpec(["--sleep-ms", "60000"]), { socketPath: "/tmp/o.sock" });
   const controller = new AbortController();

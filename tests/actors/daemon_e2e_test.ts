@@ -187,18 +187,18 @@ Deno.test("daemon sessions: spawn a command and a script session, ps shows them,
 
       const killed = await ostk(project, ["kill", cmdAlias, "--json"]);
       assert.equal(killed.code, 0, killed.stderr);
-      assert.deepEqual(JSON.parse(killed.stdout), { alias: cmdAlias, state: "dead" });
+      assert.deepEqual(JSON.parse(killed.stdout), { alias: cmdAlias, state: "killed" });
       // `kill` answers once the session is dead, which is after its process was reaped.
       assert.equal(await signalable(agent.pid!), false, "the agent process is gone");
       assert.ok(await processGone(agent.pid!));
 
       const killedScript = await ostk(project, ["kill", scriptAlias]);
       assert.equal(killedScript.code, 0, killedScript.stderr);
-      assert.match(killedScript.stdout, new RegExp(`${scriptAlias} dead`));
+      assert.match(killedScript.stdout, new RegExp(`${scriptAlias} killed`));
 
       const final = await psJson();
-      assert.equal(rowOf(final, cmdAlias).state, "dead");
-      assert.equal(rowOf(final, scriptAlias).state, "dead");
+      assert.equal(rowOf(final, cmdAlias).state, "killed");
+      assert.equal(rowOf(final, scriptAlias).state, "killed");
       assert.equal(rowOf(final, scriptAlias).turns, 1, "the aborted turn is not counted");
       // The second turn never ran: its think was cut short by the kill.
       assert.equal(await Deno.readTextFile(`${project.root}/slow.txt`), "0\n");
@@ -274,7 +274,7 @@ Deno.test("daemon subscribe: detach mid-run, resume from the next seq, miss noth
         async () => (await auditRows(project)).some((r) => r.seq > lastSeen && concerns(r, alias)),
       );
       const rowsOf = await ps(control);
-      assert.notEqual(rowOf(rowsOf, alias).state, "dead", "the session was still running");
+      assert.notEqual(rowOf(rowsOf, alias).state, "finished", "the session was still running");
 
       // Second life: resume right after the last row seen.
       a = await connect(project);
@@ -287,7 +287,7 @@ Deno.test("daemon subscribe: detach mid-run, resume from the next seq, miss noth
       assert.ok(resumed.next_seq > lastSeen);
       await waitFor(
         "the session to finish",
-        async () => rowOf(await ps(control!), alias).state === "dead",
+        async () => rowOf(await ps(control!), alias).state === "finished",
       );
       const expected = await waitFor("every row of the session delivered", async () => {
         const rows = (await auditRows(project)).filter((r) => concerns(r, alias));
@@ -298,7 +298,7 @@ Deno.test("daemon subscribe: detach mid-run, resume from the next seq, miss noth
       assert.equal(new Set(seqs).size, seqs.length, `duplicates in ${seqs}`);
       assert.deepEqual([...seqs].sort((x, y) => x - y), expected, "exactly the session's rows");
       assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), "in log order");
-      assert.ok(states.includes("dead"), `state events: ${states}`);
+      assert.ok(states.includes("finished"), `state events: ${states}`);
     } finally {
       await closeClient(a);
       await closeClient(control);

@@ -83,12 +83,13 @@ Deno.test("daemon recovery: SIGKILL mid-run, restart, every session finishes as 
       daemons[0]!.kill("SIGKILL");
       await daemons[0]!.exited;
       assert.ok(total(before) < 24, `the kill came too late: ${JSON.stringify(before)}`);
-      assert.ok(before.some((r) => r.state !== "dead"), "some sessions were still running");
+      assert.ok(before.some((r) => r.state !== "finished"), "some sessions were still running");
 
       daemons[2] = await startDaemonProcess(crashed, ["--concurrency", "4"]);
       a = await connect(crashed);
       clients.push(a);
-      const finished = (rows: PsRow[]) => rows.length > 0 && rows.every((r) => r.state === "dead");
+      const finished = (rows: PsRow[]) =>
+        rows.length > 0 && rows.every((r) => r.state === "finished");
       const done = await waitForRows(a, "the revived sessions to finish", finished);
       const reference = await waitForRows(b, "the clean run to finish", finished);
       assert.deepEqual(
@@ -198,7 +199,7 @@ Deno.test("daemon hung agent: a SIGSTOPped agent is detected and reaped (revival
       Deno.kill(stale.pid!, "SIGSTOP");
       const dead = await waitFor(`${alias} to be reaped`, async () => {
         const row = rowOf(await ps(c), alias);
-        return row.state === "dead" ? row : undefined;
+        return row.state === "crashed" ? row : undefined;
       });
       assert.equal(dead.revival, "reap");
       const events = await waitFor("the session.exit row", async () => {
@@ -266,7 +267,7 @@ Deno.test("daemon hung agent: a SIGSTOPped agent is replaced by a new process (r
       const log = await auditRows(project);
       assert.equal(log.filter((r) => r.event === "daemon.start").length, 1, "no daemon restart");
 
-      assert.deepEqual(await call(client, "session/kill", { alias }), { alias, state: "dead" });
+      assert.deepEqual(await call(client, "session/kill", { alias }), { alias, state: "killed" });
       assert.equal(await signalable(fresh.pid!), false, "the new agent is gone after kill");
       assert.equal((await ostk(project, ["os", "audit"])).code, 0);
     } finally {

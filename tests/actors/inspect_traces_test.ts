@@ -182,7 +182,7 @@ Deno.test("inspect: a finished script session — live state, recent events, rep
         rows = await waitForRows(
           client,
           "the script session to finish",
-          (rs) => rowOf(rs, spawned.alias).state === "dead",
+          (rs) => rowOf(rs, spawned.alias).state === "finished",
         );
       } finally {
         await closeClient(client);
@@ -191,8 +191,8 @@ Deno.test("inspect: a finished script session — live state, recent events, rep
       const shown = json<Inspected>(
         await ostk(project, ["inspect", spawned.alias, "--json", "--events", "5"]),
       );
-      assert.equal(shown.live?.state, "dead");
-      assert.equal(shown.live?.value, "dead");
+      assert.equal(shown.live?.state, "finished");
+      assert.equal(shown.live?.value, "finished");
       assert.equal(shown.live?.context?.turns, row.turns);
       assert.equal(shown.events.length, 5);
       const replay = json<{ final: unknown; mismatches: number; steps: { turns: number }[] }>(
@@ -205,7 +205,7 @@ Deno.test("inspect: a finished script session — live state, recent events, rep
       assert.equal(drain.turns, row.turns);
       const text = await ostk(project, ["inspect", spawned.alias, "--replay"]);
       assert.match(text.stdout, /session\.turn_done .*→ live\.saving/);
-      assert.match(text.stdout, /\nfinal: dead {2}\(0 steps differ/);
+      assert.match(text.stdout, /\nfinal: finished {2}\(0 steps differ/);
       const one = await ostk(project, ["inspect", spawned.alias, "--replay", "--step", "1"]);
       assert.equal(one.stdout.trim().split("\n").length, 1);
       assert.match(one.stdout, /^#1 /);
@@ -281,7 +281,7 @@ Deno.test("inspect: a running command session — live value matches the replay,
       await readUntil(new RegExp(`^${alias}  running  live\\.running`, "m"));
       assert.equal((await ostk(project, ["kill", alias])).code, 0);
       await readUntil(/daemon → session {2}session\.kill/);
-      await readUntil(/= session {2}dead \(done\)/);
+      await readUntil(/= session {2}killed \(done\)/);
       follower.kill("SIGTERM");
       await lines.cancel();
       await follower.status;
@@ -289,7 +289,7 @@ Deno.test("inspect: a running command session — live value matches the replay,
       const replay = json<{ final: unknown }>(
         await ostk(project, ["inspect", alias, "--replay", "--json"]),
       );
-      assert.equal(replay.final, "dead");
+      assert.equal(replay.final, "killed");
     } finally {
       if (follower) {
         follower.kill("SIGKILL");

@@ -1,7 +1,7 @@
 /**
  * `ostk inspect --web` (actors/inspect_web.ts): the diagram layout, the self-contained page,
  * loopback-only binding, and end to end in headless Chromium (npm:playwright-core driving the
- * system `chromium`): a live script session highlighted as it runs, then as dead once killed.
+ * system `chromium`): a live script session highlighted as it runs, then as killed once killed.
  */
 import assert from "node:assert/strict";
 import { machineGraph } from "../../actors/inspect_export.ts";
@@ -99,7 +99,7 @@ Deno.test("inspect web: only loopback hosts are served", async () => {
 
 Deno.test({
   name:
-    "inspect web: in headless Chromium the live session's state is highlighted, then 'dead' after a kill",
+    "inspect web: in headless Chromium the live session's state is highlighted, then 'killed' after a kill",
   ignore: CHROMIUM === undefined,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -185,13 +185,13 @@ Deno.test({
           await closeClient(client);
         }
         await waitFor(
-          "'dead' highlighted",
-          async () => (await active()) === "session.dead",
+          "'killed' highlighted",
+          async () => (await active()) === "session.killed",
           20_000,
           100,
         );
         assert.equal(await page.locator("g.state.active").count(), 1);
-        assert.equal(await page.getAttribute("#status", "data-state"), "dead");
+        assert.equal(await page.getAttribute("#status", "data-state"), "killed");
         assert.deepEqual(external, [], "the page fetched nothing from elsewhere");
 
         await Deno.mkdir(ARTIFACTS, { recursive: true });

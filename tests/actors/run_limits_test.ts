@@ -130,7 +130,7 @@ Deno.test("limits: tokens and wall_clock stop a session; ps shows the reason", a
         Array.from({ length: 6 }, () => ({ think_ms: 0, tokens: { in: 300, out: 100 } })),
         { tokens: 1000 },
       );
-      assert.equal(tokens.exit.reason, "limit:tokens");
+      assert.deepEqual([tokens.exit.outcome, tokens.exit.limit], ["limited", "tokens"]);
       assert.equal(tokens.exit.turns, 3);
       assert.deepEqual([tokens.limit?.value, tokens.limit?.max], [1200, 1000]);
       assert.equal(tokens.text, "turn 2\n", "nothing ran after the limit");
@@ -143,17 +143,17 @@ Deno.test("limits: tokens and wall_clock stop a session; ps shows the reason", a
         Array.from({ length: 6 }, () => ({ think_ms: 400, tokens: { in: 0, out: 0 } })),
         { wall_clock_ms: 1000 },
       );
-      assert.equal(clock.exit.reason, "limit:wall_clock");
+      assert.deepEqual([clock.exit.outcome, clock.exit.limit], ["limited", "wall_clock"]);
       assert.ok(Number(clock.exit.turns) < 6, JSON.stringify(clock.exit));
       assert.equal(clock.limit?.limit, "wall_clock");
 
       const rows = await waitForRows(
         client,
-        "both dead",
-        (rows) => rows.filter((r) => r.state === "dead").length === 2,
+        "both limited",
+        (rows) => rows.filter((r) => r.state === "limited").length === 2,
       );
-      const reasons = rows.map((r) => (r as unknown as { reason: string }).reason);
-      assert.deepEqual(reasons.sort(), ["limit:tokens", "limit:wall_clock"]);
+      assert.equal(rowOf(rows, "tok").reason, "LIMIT tokens reached (1200 of 1000)");
+      assert.match(rowOf(rows, "clock").reason ?? "", /^LIMIT wall_clock reached \(\d+ of 1000\)$/);
       assert.equal(rowOf(rows, "tok").turns, 3);
     } finally {
       await closeClient(client);

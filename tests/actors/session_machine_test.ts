@@ -10,7 +10,11 @@ import type { ToolResponse } from "../../kernel/tools.ts";
 import type { OstkError } from "../../kernel/errors.ts";
 import { cpuRunnerLogic, type KernelPort } from "../../actors/cpu.ts";
 import { drainWriterLogic, listDrains, readDrain, writeDrain } from "../../actors/drain.ts";
-import { MACHINE_VERSION, sessionMachine } from "../../actors/session_machine.ts";
+import {
+  MACHINE_VERSION,
+  READABLE_DRAIN_VERSIONS,
+  sessionMachine,
+} from "../../actors/session_machine.ts";
 import type {
   CpuRunnerEvent,
   CpuRunnerInput,
@@ -89,8 +93,12 @@ const EVENTS = [
   turn(0),
   { type: "session.heartbeat", at: 5 },
   { type: "session.kill" },
+  { type: "session.limit", limit: "turns", value: 2, max: 2 },
+  { type: "session.reap", reason: "not revived" },
   { type: "session.cpu_exit", reason: "done" },
+  { type: "session.cpu_exit", reason: "exited", code: 0 },
   { type: "session.cpu_exit", reason: "exited", code: 1 },
+  { type: "session.cpu_exit", reason: "exited", code: 137, signal: "SIGKILL" },
   { type: "session.orphan" },
   { type: "session.revive" },
   { type: "session.stale" },
@@ -101,8 +109,12 @@ const EVENTS = [
 ] as SessionEvent[];
 
 const ALL_STATES = [
-  "dead",
+  "crashed",
   "draining",
+  "failed",
+  "finished",
+  "killed",
+  "limited",
   "live.running",
   "live.saving",
   "live.spawning",
@@ -123,7 +135,12 @@ Deno.test("every session state is reachable, and each shortest path replays on a
   const paths = getShortestPaths(sessionMachine, {
     input: INPUT,
     events: EVENTS,
-    serializeState: (snapshot) => stateName(snapshot),
+    // The ending decided on the way into `draining` picks the final state, so two `draining`
+    // snapshots with different endings are different states of the walk.
+    serializeState: (snapshot) =>
+      `${stateName(snapshot)}|${
+        (snapshot.context as { ending?: { outcome: string } }).ending?.outcome ?? ""
+      }`,
   });
   const reached = [...new Set(paths.map((p) => stateName(p.state)))].sort();
   assert.deepEqual(reached, ALL_STATES);
@@ -146,7 +163,7 @@ Deno.test("every session state is reachable, and each shortest path replays on a
   }
 });
 
-Deno.test("kill: spawning → running → stopping → draining → dead", async () => {
+Deno.test("kill: spawning → running → stopping → draining → killed", async () => {
   const log = newLog();
   const actor = createActor(fakeSession(log, { autoExit: true }), { input: INPUT });
   const seen: string[] = [];
@@ -159,7 +176,7 @@ Deno.test("kill: spawning → running → stopping → draining → dead", async
   actor.send({ type: "session.kill" });
   assert.ok(actor.getSnapshot().hasTag("draining"));
   await waitFor(actor, (s) => s.hasTag("terminal"));
-  assert.deepEqual(seen, ["live.spawning", "live.running", "live.stopping", "draining", "dead"]);
+  assert.deepEqual(seen, ["live.spawning", "live.running", "live.stopping", "draining", "killed"]);
   assert.deepEqual(log.runners[0].events, [{ type: "cpu.start", startTurn: 0 }, {
     type: "cpu.stop",
   }]);
@@ -168,22 +185,113 @@ Deno.test("kill: spawning → running → stopping → draining → dead", async
   const { context, status } = actor.getSnapshot();
   assert.equal(status, "done");
   assert.deepEqual([context.pid, context.lastSeen, context.exit], [99, 7, { reason: "aborted" }]);
+  assert.deepEqual(context.ending, { outcome: "killed", reason: "killed by the operator" });
+  assert.ok(actor.getSnapshot().hasTag("killed"));
 });
 
-Deno.test("cpu exit: done → dead; non-zero exit → orphaned", async () => {
+/** Drive a fresh session with `events` after its start; resolve with its final snapshot. */
+async function endOf(events: SessionEvent[], options: { autoExit?: boolean } = {}) {
   const log = newLog();
-  const done = createActor(fakeSession(log), { input: INPUT }).start();
-  done.send({ type: "session.started", at: 1 });
-  done.send({ type: "session.cpu_exit", reason: "done" });
-  await waitFor(done, (s) => s.hasTag("terminal"));
-  assert.deepEqual(log.drains.map((d) => d.reason), ["final"]);
+  const actor = createActor(fakeSession(log, options), { input: INPUT }).start();
+  actor.send({ type: "session.started", at: 1, pid: 7 });
+  for (const event of events) actor.send(event);
+  const snap = await waitFor(actor, (s) => s.hasTag("terminal") || s.hasTag("orphan"));
+  actor.stop();
+  return { snap, state: stateName(snap), drains: log.drains.map((d) => d.reason) };
+}
 
-  const crashed = createActor(fakeSession(newLog()), { input: INPUT }).start();
-  crashed.send({ type: "session.started", at: 1 });
-  crashed.send({ type: "session.cpu_exit", reason: "exited", code: 2 });
-  assert.ok(crashed.getSnapshot().hasTag("orphan"));
-  assert.deepEqual(crashed.getSnapshot().context.exit, { reason: "exited", code: 2 });
-  crashed.stop();
+Deno.test("each way a session ends is its own final state, with its reason", async () => {
+  const cases: [string, SessionEvent[], string, string | undefined][] = [
+    [
+      "a transcript run to its end",
+      [{ type: "session.cpu_exit", reason: "done" }],
+      "finished",
+      "done",
+    ],
+    [
+      "a command exiting 0",
+      [{ type: "session.cpu_exit", reason: "exited", code: 0 }],
+      "finished",
+      "exit 0",
+    ],
+    [
+      "a command exiting 3",
+      [{ type: "session.cpu_exit", reason: "exited", code: 3 }],
+      "failed",
+      "exit code 3",
+    ],
+    [
+      "the operator's kill",
+      [{ type: "session.kill", reason: "killed by the operator" }],
+      "killed",
+      "killed by the operator",
+    ],
+    [
+      "a LIMIT",
+      [{ type: "session.limit", limit: "turns", value: 2, max: 2 }],
+      "limited",
+      "LIMIT turns reached (2 of 2)",
+    ],
+    [
+      "a kill after a LIMIT",
+      [
+        { type: "session.limit", limit: "tokens", value: 120, max: 100 },
+        { type: "session.kill" },
+      ],
+      "limited",
+      "LIMIT tokens reached (120 of 100)",
+    ],
+    [
+      "a reaped crash",
+      [
+        { type: "session.crashed", error: "no heartbeat for 95 s" },
+        { type: "session.reap", reason: "not revived (revival policy reap)" },
+      ],
+      "crashed",
+      "no heartbeat for 95 s; not revived (revival policy reap)",
+    ],
+    [
+      "a killed orphan",
+      [
+        { type: "session.orphan", reason: "daemon restarted" },
+        { type: "session.kill", reason: "killed by the operator" },
+      ],
+      "killed",
+      "killed by the operator",
+    ],
+  ];
+  for (const [what, events, state, reason] of cases) {
+    const end = await endOf(events, { autoExit: true });
+    assert.equal(end.state, state, what);
+    assert.ok(end.snap.hasTag("terminal") && end.snap.hasTag(state as never), what);
+    assert.equal(end.snap.status, "done", what);
+    assert.deepEqual(end.snap.context.ending, { outcome: state, reason }, what);
+    assert.deepEqual(end.drains, ["final"], `${what}: the final drain is written`);
+  }
+});
+
+Deno.test("an agent that dies by a signal, or a CPU that stops unasked, is orphaned (revivable)", async () => {
+  const killed = await endOf([
+    { type: "session.cpu_exit", reason: "exited", code: 137, signal: "SIGKILL" },
+  ]);
+  assert.equal(killed.state, "orphaned");
+  assert.deepEqual(killed.snap.context.exit, { reason: "exited", code: 137, signal: "SIGKILL" });
+  assert.equal(killed.snap.context.error, "the agent process was ended by SIGKILL");
+  assert.equal(killed.snap.context.ending, undefined, "nothing is decided until revival says");
+
+  const unasked = await endOf([{ type: "session.cpu_exit", reason: "aborted" }]);
+  assert.equal(unasked.state, "orphaned");
+  assert.match(unasked.snap.context.error ?? "", /stopped \(aborted\) without being asked/);
+});
+
+Deno.test("a failed final drain keeps the outcome and records the error", async () => {
+  const actor = createActor(fakeSession(newLog(), { failDrain: true }), { input: INPUT }).start();
+  actor.send({ type: "session.started", at: 1 });
+  actor.send({ type: "session.cpu_exit", reason: "exited", code: 2 });
+  const snap = await waitFor(actor, (s) => s.hasTag("terminal"));
+  assert.equal(stateName(snap), "failed");
+  assert.equal(snap.context.error, "disk full");
+  actor.stop();
 });
 
 Deno.test("a drain snapshot is written after each turn, and the CPU waits for it", async () => {
@@ -302,7 +410,11 @@ Deno.test("a script session runs to the end and drains, and can be revived from 
     await waitFor(actor, (s) => s.hasTag("orphan"));
     actor.stop();
     const drain = await readDrain(`${dir}/drain`, "writer-1");
-    assert.deepEqual([drain.turns, drain.anchor, drain.machine_version], [3, "anchor-test", 1]);
+    assert.deepEqual([drain.turns, drain.anchor, drain.machine_version], [
+      3,
+      "anchor-test",
+      MACHINE_VERSION,
+    ]);
     assert.deepEqual(await listDrains(`${dir}/drain`), ["writer-1"]);
 
     const revived = createActor(realSession(`${dir}/drain`, callIds), {
@@ -326,6 +438,7 @@ Deno.test("a script session runs to the end and drains, and can be revived from 
     assert.equal(final.turns, 6);
     assert.deepEqual(final.tokens, { in: 4500, out: 325 });
     assert.deepEqual(revived.getSnapshot().context.exit, { reason: "done" });
+    assert.equal(stateName(revived.getSnapshot()), "finished");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -357,6 +470,14 @@ Deno.test("readDrain refuses an unknown machine_version and a bad file", async (
       readDrain(dir, "writer-1"),
       (err: OstkError) => /machine_version 99 is not one this ostk knows/.test(err.message),
     );
+    // A snapshot of the machine before outcome states (version 1): its counters still carry a
+    // lineage forward, so the daemon reads it; the default refuses it.
+    await Deno.writeTextFile(
+      `${dir}/writer-1.json`,
+      JSON.stringify({ ...snapshot, machine_version: 1, turns: 4 }),
+    );
+    assert.equal((await readDrain(dir, "writer-1", READABLE_DRAIN_VERSIONS)).turns, 4);
+    await assert.rejects(readDrain(dir, "writer-1"), /machine_version 1 is not one/);
     await Deno.writeTextFile(`${dir}/writer-1.json`, JSON.stringify({ ...snapshot, turns: -1 }));
     await assert.rejects(readDrain(dir, "writer-1"), /writer-1\.json: turns: /);
     await assert.rejects(readDrain(dir, "nobody"), (err: OstkError) => err.code === "not_found");

@@ -1,6 +1,6 @@
 /**
  * `ostk top`: the frame layout at 80×24, the plain snapshot off a terminal, and the real thing
- * in a tmux pane — a session's row appears, the k key kills it, the row turns dead, q quits.
+ * in a tmux pane — a session's row appears, the k key kills it, the row turns killed, q quits.
  */
 import assert from "node:assert/strict";
 import { renderTop, type TopModel } from "../../cli/top.ts";
@@ -26,7 +26,7 @@ function model(sessions: number, selected: number): TopModel {
     pgid: 100 + i,
     sid: 100 + i,
     cpu: "command",
-    state: i % 3 === 0 ? "dead" : "running",
+    state: i % 3 === 0 ? "finished" : "running",
     turns: i,
     last_seen: new Date(1_000_000).toISOString(),
     revival: "revive",
@@ -211,13 +211,13 @@ Deno.test({
         pid = ps.find((r: { alias: string }) => r.alias === alias).pid;
 
         assert.ok((await tmux(socket, ["send-keys", "-t", "top", "k"])).ok);
-        const after = await waitFor("the row to turn dead", async () => {
+        const after = await waitFor("the row to turn killed", async () => {
           const text = await screen();
-          return rowLine(text)?.includes(" dead ") ? text : undefined;
+          return rowLine(text)?.includes(" killed ") ? text : undefined;
         });
         assert.match(after, new RegExp(`killed|killing ${alias}`));
         const state = JSON.parse((await ostk(project, ["ps", "--json"])).stdout);
-        assert.equal(state.find((r: { alias: string }) => r.alias === alias).state, "dead");
+        assert.equal(state.find((r: { alias: string }) => r.alias === alias).state, "killed");
 
         assert.ok((await tmux(socket, ["send-keys", "-t", "top", "q"])).ok);
         await waitFor(

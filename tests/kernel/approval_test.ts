@@ -332,6 +332,9 @@ Deno.test("askOperator: no source, or no answer from any, denies", async () => {
   const unanswered = await askOperator([answering(undefined), failing, bogus], REQUEST, 5000);
   assert.equal(unanswered.decision, "deny");
   assert.equal(unanswered.answer, undefined);
+  // Every source gave up before the timeout: the reason says so, not "nobody answered in time".
+  assert.match(unanswered.reason, /withdrawn before anyone answered/);
+  assert.doesNotMatch(unanswered.reason, /within/);
 });
 
 Deno.test("askOperator: no answer within the timeout denies and withdraws the question", async () => {

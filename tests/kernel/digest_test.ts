@@ -181,3 +181,35 @@ Deno.test("digest: the same state and clock render the same bytes", async () => 
     assert.ok(first.split("\n").length <= 5);
   });
 });
+
+Deno.test("digest: [procs] counts alive sessions; orphaned ones apart; ended ones not at all", () => {
+  const rows = [
+    ["session.spawn", "run-1"],
+    ["session.spawn", "lost-1"],
+    ["session.spawn", "back-1"],
+    ["session.spawn", "done-1"],
+    ["session.spawn", "idle-1"],
+    ["session.orphan", "lost-1"],
+    ["session.orphan", "back-1"],
+    ["session.revive", "back-1"],
+    ["session.exit", "done-1"],
+    ["session.drain", "idle-1"],
+  ].map(([event, session], seq) => ({
+    seq,
+    ts: "2025-01-01T00:00:00.000Z",
+    event,
+    actor: "kernel",
+    session,
+    alias: session,
+    prev_hash: "0".repeat(64),
+    sig: "",
+  }));
+  const text = renderDigest({ state: fold(rows), reader: "run-1", nowMs: 0 });
+  assert.equal(
+    text.split("\n")[0],
+    "[procs] 2 alive: back-1 run-1 · 2 orphaned: idle-1 lost-1 · 0 aliases",
+  );
+  // With nothing orphaned the line keeps its old form.
+  const calm = renderDigest({ state: fold(rows.slice(0, 1)), reader: "run-1", nowMs: 0 });
+  assert.equal(calm.split("\n")[0], "[procs] 1 alive: run-1 · 0 aliases");
+});

@@ -119,7 +119,14 @@ const rowArb: fc.Arbitrary<AuditRow> = fc.oneof(
   }).map((r) => ({ ...r, alias: `${r.name}-${r.n}` })),
   fc.record({ event: fc.constant("session.spawn"), session: fc.constantFrom("s1", "s2") }),
   fc.record({
-    event: fc.constantFrom("session.exit", "session.dead", "session.reap"),
+    event: fc.constantFrom(
+      "session.exit",
+      "session.dead",
+      "session.reap",
+      "session.orphan",
+      "session.revive",
+      "session.drain",
+    ),
     session: fc.constantFrom("s1", "s2", "s3"),
   }),
   fc.record({
@@ -152,8 +159,124 @@ Deno.test("fold property: deterministic, input untouched, highestN is the max n 
         );
         assert.equal(state.highestN.get(name), ns.length ? Math.max(...ns) : undefined);
       }
+      // A session that ended stays dead until it is spawned again, whatever follows.
+      for (const [id, session] of state.sessions) {
+        const last = rows.findLast((r) => r.session === id && r.event === "session.spawn")!;
+        const after = rows.filter((r) => r.session === id && r.seq > last.seq);
+        const ended = after.some((r) =>
+          ["session.exit", "session.dead", "session.reap"].includes(r.event)
+        );
+        if (ended) assert.equal(session.state, "dead");
+        else if (after.length === 0) assert.equal(session.state, "alive");
+        else assert.notEqual(session.state, "dead");
+      }
     }),
   );
+});
+
+/** Rows for `fold`, numbered in order, with the fields a signed row has. */
+function rowsOf(events: Record<string, unknown>[]): AuditRow[] {
+  return events.map((fields, seq) => ({
+    seq,
+    ts: "2025-01-01T00:00:00.000Z",
+    actor: "kernel",
+    prev_hash: ZERO_HASH,
+    sig: "",
+    event: "x.y",
+    ...fields,
+  }));
+}
+
+Deno.test("fold: a session is alive, orphaned or dead, and a dead one says how it ended", () => {
+  const spawn = (s: string) => ({ event: "session.spawn", session: s, alias: s });
+  const state = fold(rowsOf([
+    ...["ok", "bad", "gone", "cap", "crash", "old", "drained", "back", "legacy"].map(spawn),
+    { event: "session.exit", session: "ok", outcome: "finished", reason: "exit 0", code: 0 },
+    { event: "session.exit", session: "bad", outcome: "failed", reason: "exit code 3", code: 3 },
+    { event: "session.exit", session: "gone", outcome: "killed", reason: "killed by the operator" },
+    { event: "session.exit", session: "cap", outcome: "limited", reason: "LIMIT turns reached" },
+    { event: "session.orphan", session: "crash", reason: "the agent process was ended by SIGKILL" },
+    { event: "session.orphan", session: "old", reason: "no heartbeat for 95 s" },
+    { event: "session.drain", session: "drained", turns: 2 },
+    { event: "session.orphan", session: "back", reason: "daemon restarted" },
+    { event: "session.revive", session: "back", from_turn: 1 },
+    { event: "session.revive_refused", session: "crash", reason: "revived 3 times" },
+    { event: "session.exit", session: "crash", outcome: "crashed", reason: "...; not revived" },
+    // Written before outcomes existed: a killed command's exit.
+    { event: "session.exit", session: "legacy", reason: "aborted", code: 143 },
+    // Nothing brings an ended session back but a new spawn.
+    { event: "session.revive", session: "ok" },
+    { event: "session.orphan", session: "bad" },
+  ]));
+  const view = (s: string) => {
+    const r = state.sessions.get(s)!;
+    return [r.state, r.outcome, r.reason];
+  };
+  assert.deepEqual(view("ok"), ["dead", "finished", "exit 0"]);
+  assert.deepEqual(view("bad"), ["dead", "failed", "exit code 3"]);
+  assert.deepEqual(view("gone"), ["dead", "killed", "killed by the operator"]);
+  assert.deepEqual(view("cap"), ["dead", "limited", "LIMIT turns reached"]);
+  assert.deepEqual(view("crash"), ["dead", "crashed", "...; not revived"]);
+  assert.deepEqual(view("old"), ["orphaned", undefined, "no heartbeat for 95 s"]);
+  assert.deepEqual(view("drained"), ["orphaned", undefined, "its daemon stopped"]);
+  assert.deepEqual(view("back"), ["alive", undefined, undefined]);
+  assert.deepEqual(view("legacy"), ["dead", "killed", "aborted"]);
+});
+
+Deno.test("fold: exit rows of older kernels still fold to an outcome", () => {
+  const cases: [Record<string, unknown>, string | undefined][] = [
+    [{ event: "session.exit", reason: "done", turns: 6 }, "finished"],
+    [{ event: "session.exit", reason: "exited", code: 0 }, "finished"],
+    [{ event: "session.exit", reason: "exited", code: 2 }, "failed"],
+    [{ event: "session.exit", reason: "aborted", code: 143 }, "killed"],
+    [{ event: "session.exit", reason: "killed", turns: 0 }, "killed"],
+    [{ event: "session.exit", reason: "limit:wall_clock" }, "limited"],
+    [{ event: "session.exit", reason: "reaped" }, "crashed"],
+    [{ event: "session.reap" }, "crashed"],
+    [{ event: "session.dead" }, undefined],
+    [{ event: "session.exit" }, undefined],
+  ];
+  for (const [row, outcome] of cases) {
+    const state = fold(rowsOf([
+      { event: "session.spawn", session: "s", alias: "s" },
+      { ...row, session: "s" },
+    ]));
+    const session = state.sessions.get("s")!;
+    assert.equal(session.state, "dead", JSON.stringify(row));
+    assert.equal(session.outcome, outcome, JSON.stringify(row));
+  }
+});
+
+Deno.test("fold: the classes the operator answered 'a' for are kept per session", () => {
+  const decide = (session: string, cls: string, decision: string, answer?: string) => ({
+    event: "approval.decide",
+    session,
+    class: cls,
+    decision,
+    step: 7,
+    ...(answer ? { answer } : {}),
+  });
+  const state = fold(rowsOf([
+    { event: "session.spawn", session: "w", alias: "w" },
+    decide("w", "FileWrite", "ask"),
+    decide("w", "FileWrite", "allow", "a"),
+    decide("w", "ShellExec", "allow", "y"),
+    decide("w", "ShellRead", "deny", "n"),
+    decide("w", "FileWrite", "allow", "a"),
+    decide("nobody", "FileEdit", "allow", "a"),
+    { event: "session.orphan", session: "w" },
+    { event: "session.revive", session: "w" },
+  ]));
+  assert.deepEqual(state.sessions.get("w")?.approved, ["FileWrite"]);
+  assert.equal(state.sessions.has("nobody"), false);
+  // A new session under the same name starts with none.
+  const again = fold(rowsOf([
+    { event: "session.spawn", session: "w", alias: "w" },
+    decide("w", "FileWrite", "allow", "a"),
+    { event: "session.exit", session: "w", outcome: "finished" },
+    { event: "session.spawn", session: "w", alias: "w" },
+  ]));
+  assert.deepEqual(again.sessions.get("w")?.approved, []);
 });
 
 Deno.test("alias: <name>-<n> counts up separately for each name", async () => {

@@ -77,9 +77,9 @@ Deno.test("daemon: a model session killed between turns resumes without repeatin
       client = await connect(project);
       const rows = await waitForRows(client, "the revived session to finish", (rs) => {
         const row = rs.find((r) => r.alias === alias);
-        return row !== undefined && row.state === "dead";
+        return row !== undefined && row.state === "finished";
       });
-      assert.equal(rowOf(rows, alias).state, "dead");
+      assert.equal(rowOf(rows, alias).state, "finished");
       assert.equal(await Deno.readTextFile(`${project.root}/notes.txt`), "hello daemon\n");
 
       // read, held call, edit (after the restart), finish.

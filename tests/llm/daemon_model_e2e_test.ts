@@ -50,10 +50,10 @@ Deno.test("daemon: a model session edits through the kernel and finishes", async
       });
       const rows = await waitForRows(client, "the model session to finish", (rs) => {
         const row = rs.find((r) => r.alias === alias);
-        return row !== undefined && row.state === "dead";
+        return row !== undefined && row.state === "finished";
       });
       const row = rowOf(rows, alias);
-      assert.equal(row.state, "dead", JSON.stringify(row));
+      assert.equal(row.state, "finished", JSON.stringify(row));
       assert.equal(await Deno.readTextFile(`${project.root}/notes.txt`), "hello daemon\n");
       const edit = (await auditRows(project)).find((r) => r.event === "tool.file_edit");
       assert.equal(edit?.call_id, `${alias}:1:0`);

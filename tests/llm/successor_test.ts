@@ -129,7 +129,7 @@ Deno.test("daemon: a model session drained on a full context window gets a succe
       const rows = await waitForRows(
         client,
         "both sessions to finish",
-        (rs) => [alias, next].every((a) => rs.find((r) => r.alias === a)?.state === "dead"),
+        (rs) => [alias, next].every((a) => rs.find((r) => r.alias === a)?.state === "finished"),
       );
       assert.equal(rows.length, 2);
       assert.equal(await exitReason(project, alias), "done");
@@ -194,7 +194,7 @@ Deno.test("daemon: a 429 with retry-after 0 is retried and audited as model.retr
       await waitForRows(
         client,
         "the session to finish",
-        (rs) => rs.find((r) => r.alias === alias)?.state === "dead",
+        (rs) => rs.find((r) => r.alias === alias)?.state === "finished",
       );
       assert.equal(await exitReason(project, alias), "done");
       assert.equal(server.requests.length, 2);
