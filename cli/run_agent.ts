@@ -25,10 +25,11 @@ import type {
 } from "../kernel/agentfile_schema.ts";
 import type { AuditRow } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { outcomeOfExit } from "../kernel/session_outcome.ts";
 import type { OstkPaths } from "../kernel/layout.ts";
 import { locateProject } from "../kernel/project.ts";
 import { landlockSupport, type SandboxPolicy } from "../sandbox/mod.ts";
-import { terminalApprover } from "./approve.ts";
+import { type ApprovalQuestion, terminalApprover } from "./approve.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { resolveFrom } from "./init.ts";
@@ -56,28 +57,38 @@ export interface RunPlan {
 export const runAgentCommand: Command = {
   name: "run",
   summary: "Run a worker from an Agentfile as a daemon session and follow it to its end.",
-  usage: "run <Agentfile> [--dry-run] [--allow-unsandboxed] [--json] [--approval-timeout-ms N]",
+  usage:
+    "run <Agentfile> [--dry-run] [--allow-unsandboxed] [--json] [--approval-timeout-ms N] [--profiles DIR]",
   help: `Lints the Agentfile (errors: exit 1, one file:line:col line each), then spawns the worker
 as a session of the project's daemon and streams its output and audit rows until it ends.
 With no daemon running, one is started inside this process for the run.
 
-Relative paths (FROM script:<path>, LIMIT read-path / write-path) are taken from the project
-root. Defaults: permissions governed, revival reap, PIN default, ISOLATION landlock (Linux) or
-seatbelt (macOS). FROM <provider>/<model> is refused until the LLM providers land.
+FROM script:<path> replays a transcript, FROM command:<argv> runs an agent program, and a model
+(anthropic/<model>, openai/<model>, ollama/<model>, or the forms 'ostk spawn --model' takes)
+runs the agent loop of actors/llm/ against that provider. Relative paths (FROM script:<path>,
+LIMIT read-path / write-path) are taken from the project root. Defaults: permissions
+governed, revival reap, PIN default, ISOLATION landlock (Linux) or seatbelt (macOS).
 
-Exit 0 when the worker finishes (script done, command exit 0); 1 when it was refused, crashed,
-was killed, or hit a LIMIT (the limit is named).
+Exit 0 when the worker finished (script or model loop done, command exit 0) and none of its
+calls was denied; 1 when it was refused, failed (its exit code is named), was killed, crashed,
+hit a LIMIT (the limit is named), had a call denied (the first is named), or needed an
+approval nobody could give.
+
+Approvals: on a terminal, the session's questions are asked here and answered with one key:
+y (yes, this call), n (no), a (yes to this call and to every call of its class for the rest
+of the session, the ones already waiting included; a dangerous command still asks each time).
+Without a terminal (or with --json) nobody can answer here, so the first question ends the run
+(exit 1, the session is killed) unless --approval-timeout-ms gives a wait: questions then wait
+that long for 'ostk approve <alias>' from elsewhere, and are denied after it.
 
   --dry-run             print the resolved plan (cpu, task, limits, permissions, pin, sandbox
                         policy, isolation support) and exit 0
   --allow-unsandboxed   run even where the OS cannot enforce the sandbox (loud warning)
   --json                JSON lines: each event, then {"alias","outcome","reason",...}
   --approval-timeout-ms N
-                        for a daemon started by this run: how long approval questions wait
-  --profiles DIR        where FROM-PROFILE looks (default .ostk/profiles of the project)
-
-On a terminal, approval questions of the session are asked here: y (yes), n (no), a (yes to
-every call of that class). Elsewhere answer them with 'ostk approve'.`,
+                        let each approval question wait up to N ms for an answer (here on a
+                        terminal, or 'ostk approve'); without a terminal, the only way to wait
+  --profiles DIR        where FROM-PROFILE looks (default .ostk/profiles of the project)`,
   async run(ctx) {
     const { values, positionals } = parseFlags("run", ctx.argv, {
       "dry-run": { type: "boolean" },
@@ -259,7 +270,7 @@ async function runPlan(
   let client = await tryConnect(paths);
   let daemon: RunningDaemon | undefined;
   if (!client) {
-    daemon = await startDaemon(paths, { approvalTimeoutMs: opts.approvalTimeoutMs });
+    daemon = await startDaemon(paths);
     if (!opts.json) err(`ostk run: no daemon was running; started one in this process`);
     client = await tryConnect(paths);
     if (!client) throw new OstkError("io", "the daemon started for this run does not answer");
@@ -273,9 +284,14 @@ async function runPlan(
     tools: plan.tools,
     pin: plan.pin,
     sandbox: plan.sandbox,
+    ...(opts.approvalTimeoutMs ? { approval_timeout_ms: opts.approvalTimeoutMs } : {}),
   };
   try {
-    return await follow(client, params, { ...opts, inProcess: daemon !== undefined });
+    return await follow(client, params, {
+      json: opts.json,
+      inProcess: daemon !== undefined,
+      canWait: opts.approvalTimeoutMs !== undefined,
+    });
   } finally {
     client.close();
     if (daemon) {
@@ -291,38 +307,81 @@ interface Outcome {
   json: Record<string, unknown>;
 }
 
+/** What `follow` learns from the session's audit rows on the way to its end. */
+interface Seen {
+  alias?: string;
+  early: AuditRow[];
+  limit?: AuditRow;
+  /** `approval.decide` rows that denied one of the session's calls. */
+  denied: AuditRow[];
+}
+
 async function follow(
   client: DaemonClient,
   params: MethodParams<"session/spawn">,
-  opts: { json: boolean; inProcess: boolean },
+  opts: { json: boolean; inProcess: boolean; canWait: boolean },
 ): Promise<number> {
   // Rows that arrive before the spawn answers wait here until the alias is known.
-  const seen: { alias?: string; early: AuditRow[]; limit?: AuditRow } = { early: [] };
+  const seen: Seen = { early: [], denied: [] };
   let finish!: (o: Outcome) => void;
   const ended = new Promise<Outcome>((resolve) => finish = resolve);
-  const approver = !opts.json && Deno.stdin.isTerminal() ? terminalApprover(client) : undefined;
+  // Set when this run gives up on the session itself; its own exit row then changes nothing.
+  let givingUp = false;
+  let onSigint = () => {};
+  const approver = !opts.json && Deno.stdin.isTerminal()
+    ? terminalApprover(client, { onInterrupt: () => onSigint() })
+    : undefined;
   const onRow = (row: AuditRow) => {
     const alias = seen.alias!;
     if (row.actor !== alias && row.session !== alias && row.alias !== alias) return;
     if (opts.json) outJson({ kind: "audit", row });
     else out(formatRow(row));
     if (row.event === "session.limit") seen.limit = row;
-    if (row.event === "session.exit") finish(outcomeOf(alias, row, seen.limit));
-    if (row.event === "session.revive_refused") {
-      finish(failed(alias, `crashed and was not revived: ${row.reason}`));
-    }
+    if (row.event === "approval.decide" && row.decision === "deny") seen.denied.push(row);
+    if (givingUp) return;
+    if (row.event === "session.exit") finish(outcomeOf(alias, row, seen));
     if (row.event === "session.orphan" && params.revival === "ask") {
-      finish(failed(alias, `orphaned (${row.reason}); decide with 'ostk lineage resolve'`));
+      finish(
+        failed(alias, `orphaned (${row.reason}); decide with 'ostk lineage resolve'`, "orphaned"),
+      );
     }
+  };
+  /** Nobody can answer an approval question: end the session now rather than wait for "no". */
+  const unanswerable = (q: ApprovalQuestion) => {
+    if (givingUp) return;
+    givingUp = true;
+    const alias = seen.alias!;
+    const why = opts.json ? "--json turns the terminal prompt off" : "stdin is not a terminal";
+    const outcome: Outcome = {
+      code: 1,
+      line: `${alias} was killed: it needs approval and nobody can answer (${why}). ` +
+        `Asked: ${q.summary}. To go on: allow it in the Agentfile (TOOL ${q.class}, or a ` +
+        `wider LIMIT permissions), run in a terminal, or pass --approval-timeout-ms N and ` +
+        `answer with 'ostk approve ${alias} --yes'`,
+      json: {
+        outcome: "needs_approval",
+        reason: `nobody can answer: ${why}`,
+        request_id: q.request_id,
+        class: q.class,
+        summary: q.summary,
+      },
+    };
+    client.request("session/kill", { alias }).then(
+      () => finish(outcome),
+      (e) => finish({ ...outcome, line: `${outcome.line} (the kill failed: ${e.message})` }),
+    );
   };
   client.onEvent((event) => {
     if (event.kind === "audit") {
       if (seen.alias) onRow(event.row as AuditRow);
       else seen.early.push(event.row as AuditRow);
     } else if (event.alias !== seen.alias) return;
-    else if (opts.json) outJson(event);
-    else if (event.kind === "output") out(`${event.alias} ${event.stream}: ${event.line}`);
+    else if (opts.json) {
+      outJson(event);
+      if (event.kind === "approval" && !opts.canWait) unanswerable(event);
+    } else if (event.kind === "output") out(`${event.alias} ${event.stream}: ${event.line}`);
     else if (event.kind === "approval" && approver) approver.ask(event);
+    else if (event.kind === "approval" && !opts.canWait) unanswerable(event);
     else if (event.kind === "approval") {
       err(`${event.alias} waits for approval ${event.request_id}: ${event.summary}`);
       err(`  answer with 'ostk approve ${event.alias} --yes|--no|--all'`);
@@ -330,24 +389,31 @@ async function follow(
   });
   // Subscribed before the spawn, so not one of the session's rows can be missed.
   await client.request("client/subscribe", {});
-  const { alias } = await client.request("session/spawn", params) as { alias: string };
+  let alias: string;
+  try {
+    alias = (await client.request("session/spawn", params) as { alias: string }).alias;
+  } catch (e) {
+    approver?.close();
+    throw e;
+  }
   seen.alias = alias;
   await client.request("client/attach", { alias, name: "ostk run" });
   for (const row of seen.early.splice(0)) onRow(row);
-  let onSigint = () => {};
   const interrupted = new Promise<Outcome>((resolve) => {
     // A daemon started by this run dies with it, so its session is killed; otherwise the
     // session goes on without us, as after `ostk attach`.
     onSigint = () => {
       if (!opts.inProcess) {
-        return resolve(failed(alias, `detached; the session goes on ('ostk attach ${alias}')`));
+        return resolve(
+          failed(alias, `detached; the session goes on ('ostk attach ${alias}')`, "detached"),
+        );
       }
       client.request("session/kill", { alias }).catch(() => undefined)
-        .then(() => resolve(failed(alias, "interrupted; the session was killed")));
+        .then(() => resolve(failed(alias, "interrupted; the session was killed", "interrupted")));
     };
   });
   Deno.addSignalListener("SIGINT", onSigint);
-  const lost = client.done.then(() => failed(alias, "the daemon went away"));
+  const lost = client.done.then(() => failed(alias, "the daemon went away", "lost"));
   let outcome: Outcome;
   try {
     outcome = await Promise.race([ended, interrupted, lost]);
@@ -361,38 +427,62 @@ async function follow(
   return outcome.code;
 }
 
-function outcomeOf(alias: string, exit: AuditRow, limit: AuditRow | undefined): Outcome {
-  const reason = String(exit.reason);
-  const code = typeof exit.code === "number" ? exit.code : undefined;
-  if (reason === "done" || (reason === "exited" && code === 0)) {
-    return {
-      code: 0,
-      line: `${alias} done after ${exit.turns} turn(s)`,
-      json: { outcome: "done", reason, turns: exit.turns },
-    };
-  }
-  if (reason.startsWith("limit:")) {
-    const name = reason.slice("limit:".length);
-    const detail = limit ? ` (${limit.value} of ${limit.max})` : "";
-    return {
-      code: 1,
-      line: `${alias} stopped: LIMIT ${name} reached${detail} after ${exit.turns} turn(s)`,
-      json: {
-        outcome: "limit",
-        reason,
-        limit: name,
-        ...(limit ? { value: limit.value, max: limit.max } : {}),
-        turns: exit.turns,
-      },
-    };
-  }
-  return failed(
-    alias,
-    `ended: ${reason}${code !== undefined ? ` (exit code ${code})` : ""}`,
+/** The run's outcome from the session's exit row (and the denials and limit seen before it). */
+function outcomeOf(alias: string, exit: AuditRow, seen: Seen): Outcome {
+  const outcome = outcomeOfExit(exit) ?? "crashed";
+  const reason = String(exit.reason ?? outcome);
+  const turns = `after ${exit.turns} turn(s)`;
+  const base = {
+    outcome,
     reason,
-  );
+    turns: exit.turns,
+    ...(typeof exit.code === "number" ? { code: exit.code } : {}),
+    ...(seen.denied.length ? { denied: seen.denied.length } : {}),
+  };
+  switch (outcome) {
+    case "finished": {
+      if (seen.denied.length === 0) {
+        return { code: 0, line: `${alias} finished ${turns}`, json: base };
+      }
+      // The agent ran to its end, but not all of its work was allowed: not a success.
+      const first = seen.denied[0];
+      const n = seen.denied.length;
+      return {
+        code: 1,
+        line: `${alias} finished ${turns}, but ${n} of its call(s) ${
+          n === 1 ? "was" : "were"
+        } denied; the first: ${first.tool} [${first.class}] at step ${first.step}: ${first.reason}`,
+        json: { ...base, outcome: "denied", first_denied: denialOf(first) },
+      };
+    }
+    case "limited": {
+      const limit = seen.limit;
+      const name = limit ? String(limit.limit) : String(exit.limit ?? reason);
+      const detail = limit ? ` (${limit.value} of ${limit.max})` : "";
+      return {
+        code: 1,
+        line: `${alias} stopped: LIMIT ${name} reached${detail} ${turns}`,
+        json: {
+          ...base,
+          limit: name,
+          ...(limit ? { value: limit.value, max: limit.max } : {}),
+        },
+      };
+    }
+    case "failed":
+      return { code: 1, line: `${alias} failed: ${reason} ${turns}`, json: base };
+    case "killed":
+      return { code: 1, line: `${alias} was killed (${reason}) ${turns}`, json: base };
+    case "crashed":
+      return { code: 1, line: `${alias} crashed: ${reason}`, json: base };
+  }
 }
 
-function failed(alias: string, why: string, reason = "failed"): Outcome {
-  return { code: 1, line: `${alias} ${why}`, json: { outcome: "failed", reason, message: why } };
+function denialOf(row: AuditRow): Record<string, unknown> {
+  return { tool: row.tool, class: row.class, step: row.step, reason: row.reason };
+}
+
+/** An end `follow` saw other than the session's exit row (detached, interrupted, orphaned…). */
+function failed(alias: string, why: string, outcome = "failed"): Outcome {
+  return { code: 1, line: `${alias} ${why}`, json: { outcome, reason: why } };
 }
