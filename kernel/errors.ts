@@ -60,15 +60,62 @@ export class OstkError extends Error {
     this.details = details;
   }
 
-  /** `file:line: message (hint)` — the one-line form the CLI prints. */
+  /** `file:line: message (hint)` — the one-line form the CLI prints (see `errorLine`). */
   toLine(): string {
-    const where = this.site.file
-      ? `${this.site.file}${this.site.line !== undefined ? `:${this.site.line}` : ""}${
-        this.site.column !== undefined ? `:${this.site.column}` : ""
-      }: `
-      : "";
-    return `${where}${this.message}${this.hint ? ` (${this.hint})` : ""}`;
+    return errorLine({ ...this.site, message: this.message, hint: this.hint });
   }
+}
+
+/** The parts of a one-line error: where, what, and what to do next. */
+export interface ErrorLineParts extends ErrorSite {
+  message: string;
+  hint?: string;
+}
+
+/**
+ * `file:line:column: message (hint)` on one line. Kernel messages often name their file already
+ * (`src/x.ts: 'old' text not found`): the file is not printed twice, and a line number is
+ * spliced in after it. Line 0 means "the file as a whole".
+ * Newlines in the message (a child's stderr, say) become " / " so the result stays one line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errorLine } from "./errors.ts";
+ * assert.equal(
+ *   errorLine({ file: "src/x.mjs", message: "src/x.mjs: 'old' text not found", hint: "re-read" }),
+ *   "src/x.mjs: 'old' text not found (re-read)",
+ * );
+ * assert.equal(errorLine({ file: "a.caps", line: 3, message: "bad rule" }), "a.caps:3: bad rule");
+ * assert.equal(errorLine({ file: "a.caps", line: 3, message: "a.caps: bad rule" }), "a.caps:3: bad rule");
+ * assert.equal(errorLine({ file: "A", line: 0, column: 0, message: "no such file" }), "A: no such file");
+ * assert.equal(errorLine({ message: "one\ntwo" }), "one / two");
+ * ```
+ */
+export function errorLine(parts: ErrorLineParts): string {
+  const { file, message, hint } = parts;
+  const line = parts.line ? parts.line : undefined;
+  const column = line !== undefined && parts.column ? parts.column : undefined;
+  let text = message;
+  if (file) {
+    const site = `${file}${line !== undefined ? `:${line}` : ""}${
+      column !== undefined ? `:${column}` : ""
+    }`;
+    // A message that opens with its file gets the line spliced in rather than a second prefix.
+    if (message.startsWith(`${file}: `)) text = `${site}${message.slice(file.length)}`;
+    else if (line !== undefined || !namesFile(message, file)) text = `${site}: ${message}`;
+  }
+  return `${text}${hint ? ` (${hint})` : ""}`.replace(/\s*\n\s*/g, " / ").trim();
+}
+
+/** True when `message` mentions `file` as a word of its own (not inside a longer path). */
+function namesFile(message: string, file: string): boolean {
+  for (let at = message.indexOf(file); at >= 0; at = message.indexOf(file, at + 1)) {
+    const before = at === 0 ? " " : message[at - 1];
+    const after = message[at + file.length] ?? " ";
+    if (/[\s'"(]/.test(before) && /[\s'":),]/.test(after)) return true;
+  }
+  return false;
 }
 
 /** True when `err` is a Deno NotFound error (act first, then handle, never check-then-act). */
