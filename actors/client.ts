@@ -10,19 +10,23 @@ import {
   type RpcNotification,
 } from "./protocol.ts";
 
-/** An error the daemon answered with. */
+/** An error the daemon answered with (or "closed" when it stopped answering). */
 export class RpcError extends Error {
   readonly code: number;
   readonly data: unknown;
-  constructor(code: number, message: string, data?: unknown) {
+  /** The request it answers, so a caller can say which one failed. */
+  readonly method?: string;
+  constructor(code: number, message: string, data?: unknown, method?: string) {
     super(message);
     this.name = "RpcError";
     this.code = code;
     this.data = data;
+    this.method = method;
   }
 }
 
 interface Pending {
+  method: string;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
 }
@@ -43,11 +47,18 @@ export class DaemonClient {
   #pending = new Map<number, Pending>();
   #onEvent: (event: RpcNotification["params"]) => void = () => {};
   #closed = false;
+  /**
+   * Settles when the connection ends: resolves when the daemon closed it or `close` was called,
+   * rejects with what broke the read loop (an event handler that threw, say).
+   */
   readonly done: Promise<void>;
 
   private constructor(conn: Deno.UnixConn) {
     this.#conn = conn;
     this.done = this.#readLoop();
+    // Most callers never await `done`; the failure also reaches every request still waiting
+    // (see #rejectAll), so an unobserved rejection here must not end the process.
+    this.done.catch((err) => void err);
   }
 
   /** Connect, or throw `not_found` when no daemon answers at `path`. */
@@ -74,11 +85,15 @@ export class DaemonClient {
 
   /** Send a request and wait for its answer. */
   request<M extends MethodName>(method: M, params: MethodParams<M>): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new RpcError(RPC_ERRORS.closed, "connection closed"));
+    if (this.#closed) {
+      return Promise.reject(
+        new RpcError(RPC_ERRORS.closed, "connection closed", undefined, method),
+      );
+    }
     const id = this.#nextId++;
     const line = JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n";
     const answer = new Promise<unknown>((resolve, reject) =>
-      this.#pending.set(id, { resolve, reject })
+      this.#pending.set(id, { method, resolve, reject })
     );
     this.#write(line).catch((err) => {
       this.#pending.get(id)?.reject(err);
@@ -110,18 +125,23 @@ export class DaemonClient {
     this.#rejectAll();
   }
 
-  #rejectAll(): void {
+  #rejectAll(failure?: unknown): void {
     for (const pending of this.#pending.values()) {
-      pending.reject(new RpcError(RPC_ERRORS.closed, "connection closed"));
+      pending.reject(
+        failure instanceof Error
+          ? failure
+          : new RpcError(RPC_ERRORS.closed, "connection closed", undefined, pending.method),
+      );
     }
     this.#pending.clear();
   }
 
   async #readLoop(): Promise<void> {
+    let failure: unknown;
     try {
       for await (const frame of readFrames(this.#conn.readable, DEFAULT_MAX_LINE_BYTES * 64)) {
         if (!("line" in frame)) continue;
-        const parsed = RpcInbound.safeParse(JSON.parse(frame.line));
+        const parsed = RpcInbound.safeParse(parseJson(frame.line));
         if (!parsed.success) continue;
         const msg = parsed.data;
         if ("method" in msg) {
@@ -132,7 +152,9 @@ export class DaemonClient {
         if (!pending) continue;
         this.#pending.delete(msg.id as number);
         if ("error" in msg) {
-          pending.reject(new RpcError(msg.error.code, msg.error.message, msg.error.data));
+          pending.reject(
+            new RpcError(msg.error.code, msg.error.message, msg.error.data, pending.method),
+          );
         } else pending.resolve(msg.result);
       }
     } catch (err) {
@@ -140,11 +162,22 @@ export class DaemonClient {
         !(err instanceof Deno.errors.BadResource || err instanceof Deno.errors.ConnectionReset ||
           err instanceof Deno.errors.Interrupted)
       ) {
+        failure = err;
         throw err;
       }
     } finally {
       this.#closed = true;
-      this.#rejectAll();
+      this.#rejectAll(failure);
     }
+  }
+}
+
+/** A line that is not JSON is skipped like one that fails the schema. */
+function parseJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
   }
 }

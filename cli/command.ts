@@ -1,6 +1,7 @@
 /** The shape every CLI command shares, and the small helpers they print with. */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { OstkError } from "../kernel/errors.ts";
+import { closest } from "../drivers/fcp/mod.ts";
 
 /** What a command receives after global flags are handled. */
 export interface CommandContext {
@@ -18,6 +19,12 @@ export interface Command {
   usage: string;
   /** Longer help: flags and what the command prints. */
   help: string;
+  /**
+   * The flags `run` passes to `parseFlags`, when the command declares them here, so completions
+   * see them without running the command. Commands that do not are completed from the flags
+   * their `usage` and `help` document.
+   */
+  flags?: ParseArgsOptionsConfig;
   run(ctx: CommandContext): Promise<number>;
 }
 
@@ -25,8 +32,8 @@ export interface Command {
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 
 /**
- * Parse a command's flags strictly; an unknown flag becomes a usage error naming the command.
- * `--help` is always accepted and reported as `help: true`.
+ * Parse a command's flags strictly; an unknown flag becomes a usage error naming the command and
+ * the nearest known flag. `--help` is always accepted and reported as `help: true`.
  */
 export function parseFlags<T extends ParseArgsOptionsConfig>(
   command: string,
@@ -42,21 +49,55 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
       strict: true,
     });
   } catch (err) {
-    const message = (err as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
-    throw new OstkError("usage", message, {}, `see 'ostk ${command} --help'`);
+    const unknown = /^Unknown option '(-{1,2}[^'=]+)/.exec((err as Error).message)?.[1];
+    const message = unknown
+      ? `unknown flag '${unknown}'`
+      : (err as Error).message.split("\n")[0].replace(/\. To specify.*$/, "");
+    const near = unknown ? closest(unknown.replace(/^-+/, ""), Object.keys(options)) : [];
+    const hint = near.length > 0
+      ? `did you mean ${near.map((n) => `--${n}`).join(", ")}? see 'ostk ${command} --help'`
+      : `see 'ostk ${command} --help'`;
+    throw new OstkError("usage", message, {}, hint);
+  }
+}
+
+/**
+ * Thrown by `out` when stdout is a pipe whose reader has gone (`ostk log | head -1`). It unwinds
+ * the command through its `finally` blocks (closing logs, stopping drivers); `runCli` then exits
+ * 0 without a word, as a reader that stopped reading is not a failure of the command.
+ */
+export class StdoutClosed extends Error {
+  constructor() {
+    super("stdout was closed by its reader");
+    this.name = "StdoutClosed";
   }
 }
 
 const encoder = new TextEncoder();
 
-/** Print a line to stdout. */
-export function out(line = ""): void {
-  Deno.stdout.writeSync(encoder.encode(line + "\n"));
+/** Write all of `bytes`: a pipe may take fewer bytes than offered in one write. */
+function writeAll(stream: typeof Deno.stdout | typeof Deno.stderr, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += stream.writeSync(bytes.subarray(off));
 }
 
-/** Print a line to stderr. */
+/** Print a line to stdout; throws `StdoutClosed` once nobody reads it any more. */
+export function out(line = ""): void {
+  try {
+    writeAll(Deno.stdout, encoder.encode(line + "\n"));
+  } catch (err) {
+    if (err instanceof Deno.errors.BrokenPipe) throw new StdoutClosed();
+    throw err;
+  }
+}
+
+/** Print a line to stderr. A closed stderr leaves nowhere to say anything, so it is ignored. */
 export function err(line: string): void {
-  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  try {
+    writeAll(Deno.stderr, encoder.encode(line + "\n"));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
 }
 
 /** Print a value as one line of JSON (Maps become objects). */

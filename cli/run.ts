@@ -1,6 +1,8 @@
 /** Global flags, dispatch, and the mapping from errors to exit codes. */
+import { closest } from "../drivers/fcp/mod.ts";
 import { OstkError } from "../kernel/errors.ts";
-import { type Command, err, EXIT, helpText, out } from "./command.ts";
+import { type Command, err, EXIT, helpText, out, StdoutClosed } from "./command.ts";
+import { describeFailure } from "./failure.ts";
 import { COMMANDS, GROUPS } from "./registry.ts";
 import { VERSION } from "./version.ts";
 
@@ -22,13 +24,25 @@ global flags:
   -h, --help   this help; 'ostk <command> --help' for one command
   --version    print the version
 
-exit codes: 0 done · 1 refused or failed (integrity, policy, conflict, missing project) · 2 usage`;
+exit codes: 0 done · 1 refused or failed (integrity, policy, conflict, missing project) · 2 usage
+Errors are one line on stderr; OSTK_DEBUG=1 adds the stack of an internal error. A stdout closed
+by its reader ('ostk log | head -1') ends the command quietly with exit 0, as a reader that
+stopped reading is not a failure.`;
 
 /**
  * Run the CLI on `argv` and return the exit code. `OSTK_CWD` (set by `deno task ostk` to the
  * caller's directory) is where relative paths and project discovery start.
  */
 export async function runCli(argv: string[]): Promise<number> {
+  let name: string | undefined;
+  const uncaught = (event: PromiseRejectionEvent | ErrorEvent) => {
+    // A promise or timer a command left behind failed after its caller stopped listening:
+    // say so on one line and end, rather than let Deno print it with a stack.
+    event.preventDefault();
+    Deno.exit(report("reason" in event ? event.reason : event.error, name));
+  };
+  globalThis.addEventListener("unhandledrejection", uncaught);
+  globalThis.addEventListener("error", uncaught);
   try {
     const start = Deno.env.get("OSTK_CWD");
     if (start) Deno.chdir(start);
@@ -61,22 +75,31 @@ export async function runCli(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     const { command, argv: commandArgv } = lookup(rest);
+    name = command.name;
     return await command.run({ argv: commandArgv, cwd: Deno.cwd() });
   } catch (e) {
     if (e instanceof GroupHelp) {
-      out(e.message);
+      try {
+        out(e.message);
+      } catch (closed) {
+        if (!(closed instanceof StdoutClosed)) throw closed;
+      }
       return EXIT.ok;
     }
-    if (e instanceof OstkError) {
-      err(`ostk: ${e.toLine()}`);
-      return e.code === "usage" ? EXIT.usage : EXIT.refused;
-    }
-    if (e instanceof Deno.errors.PermissionDenied) {
-      err(`ostk: permission denied: ${(e as Error).message}`);
-      return EXIT.refused;
-    }
-    throw e;
+    return report(e, name);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", uncaught);
+    globalThis.removeEventListener("error", uncaught);
   }
+}
+
+/** Print the one line a failure gets (and its stack with OSTK_DEBUG=1); return the exit code. */
+function report(e: unknown, command: string | undefined): number {
+  if (e instanceof StdoutClosed) return EXIT.ok;
+  const failure = describeFailure(e, command);
+  err(failure.line);
+  if (failure.stack && Deno.env.get("OSTK_DEBUG") === "1") err(failure.stack);
+  return failure.exit;
 }
 
 function chdir(dir: string): void {
@@ -104,17 +127,57 @@ function lookup(words: string[]): { command: Command; argv: string[] } {
     const name = `${first} ${second ?? ""}`.trim();
     const command = COMMANDS.find((c) => c.name === name);
     if (!command) {
-      const subs = COMMANDS.filter((c) => c.name.startsWith(first + " ")).map((c) => c.name);
+      const subs = visible().filter((c) => c.name.startsWith(first + " ")).map((c) => c.name);
+      const near = second === undefined
+        ? []
+        : closest(second, subs.map((s) => s.slice(first.length + 1))).map((s) => `${first} ${s}`);
       throw usage(
         second ? `unknown command '${name}'` : `'${first}' needs a sub-command`,
-        `try ${subs.map((s) => `'ostk ${s}'`).join(", ")}`,
+        near.length > 0 ? didYouMean(near) : `try ${subs.map((s) => `'ostk ${s}'`).join(", ")}`,
       );
     }
     return { command, argv: words.slice(2) };
   }
   const command = COMMANDS.find((c) => c.name === first);
-  if (!command) throw usage(`unknown command '${first}'`, "see 'ostk --help' for the list");
+  if (!command) {
+    const near = nearestCommands(first, second);
+    throw usage(
+      `unknown command '${first}'`,
+      `${near.length > 0 ? `${didYouMean(near)} ` : ""}see 'ostk --help' for the list`,
+    );
+  }
   return { command, argv: words.slice(1) };
+}
+
+/** The commands `ostk --help` lists (a leading `_` marks an internal one). */
+function visible(): Command[] {
+  return COMMANDS.filter((c) => !c.name.startsWith("_"));
+}
+
+/**
+ * The commands a mistyped first word most likely meant: close to a command or group name
+ * (`lgo` → `log`, `drivr list` → `driver list`), or to the sub-command of a group
+ * (`audit` → `os audit`).
+ */
+function nearestCommands(word: string, next: string | undefined): string[] {
+  const names = new Set(visible().map((c) => c.name));
+  const firsts = new Set<string>();
+  const subs = new Map<string, string>();
+  for (const name of names) {
+    const [head, sub] = name.split(" ");
+    firsts.add(head);
+    if (sub !== undefined) subs.set(sub, name);
+  }
+  const near = closest(word, firsts).map((head) => {
+    if (!GROUPS.has(head)) return head;
+    return next !== undefined && names.has(`${head} ${next}`) ? `${head} ${next}` : `${head} …`;
+  });
+  if (near.length > 0) return near;
+  return closest(word, subs.keys()).map((sub) => subs.get(sub)!);
+}
+
+function didYouMean(names: string[]): string {
+  return `did you mean ${names.map((n) => `'ostk ${n}'`).join(", ")}?`;
 }
 
 /** Thrown by lookup to print a group's help and exit 0. */
