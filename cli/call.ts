@@ -1,32 +1,44 @@
 /** `ostk call <tool> '<json>'`: one kernel tool call from a script or a shell. */
-import { OstkError } from "../kernel/errors.ts";
+import { errorLine, OstkError } from "../kernel/errors.ts";
 import { locateProject, projectSigner } from "../kernel/project.ts";
 import { Kernel, type ToolResponse } from "../kernel/tools.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { TOOL_SCHEMAS } from "../kernel/tool_schema.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
 
+const FLAGS = {
+  as: { type: "string" },
+  json: { type: "boolean" },
+} as const;
+
+/** `  file:read    {path, offset?, limit?, force?}`: each tool's arguments, from its schema. */
+function toolLines(): string[] {
+  const width = Math.max(...Object.keys(TOOL_SCHEMAS).map((name) => name.length));
+  return Object.entries(TOOL_SCHEMAS).map(([name, schema]) => {
+    const shape = schema.shape as Record<string, { safeParse(v: unknown): { success: boolean } }>;
+    const fields = Object.entries(shape).map(([key, field]) =>
+      field.safeParse(undefined).success ? `${key}?` : key
+    );
+    return `  ${name.padEnd(width)}  {${fields.join(", ")}}`;
+  });
+}
+
 export const callCommand: Command = {
   name: "call",
-  summary: "Run one kernel tool (file:read, file:edit, file:write, file:create) with JSON args.",
+  summary: `Run one kernel tool with JSON args: ${Object.keys(TOOL_SCHEMAS).join(", ")}.`,
   usage: "call <tool> '<json>' [--as ALIAS] [--json]",
-  help: `tools: ${Object.keys(TOOL_SCHEMAS).join(", ")}
-  shell       {cmd, cwd?, timeout_s?}   (pin deny-verb, dangerous commands need approval)
-  file:read   {path, offset?, limit?, force?}
-  file:edit   {path, old, new, expected_gen?, replace_all?}
-  file:write  {path, content, expected_gen?}
-  file:create {path, content}
+  help: `tools (arguments as a JSON object; '?' marks optional ones):
+${toolLines().join("\n")}
+shell runs sandboxed: pin deny-verb applies and dangerous commands need approval.
 
   --as ALIAS  the caller's agent alias (default: operator)
   --json      print the whole response (result or error, and digest) as JSON
 
 Exit codes: 0 the call succeeded (a tier-1 merge included); 1 the kernel refused it (conflict,
 policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, args not JSON).`,
+  flags: FLAGS,
   async run(ctx) {
-    const { values, positionals } = parseFlags("call", ctx.argv, {
-      as: { type: "string" },
-      json: { type: "boolean" },
-    }, true);
+    const { values, positionals } = parseFlags("call", ctx.argv, FLAGS, true);
     if (values.help) {
       out(helpText(callCommand));
       return EXIT.ok;
@@ -86,11 +98,7 @@ policy, bad input; reason on stderr or in the JSON); 2 usage error (bad flags, a
         out(response.digest);
       } else {
         const e = response.error;
-        err(
-          `ostk: ${
-            e.file ? `${e.file}${e.line !== undefined ? `:${e.line}` : ""}: ` : ""
-          }${e.message}${e.hint ? ` (${e.hint})` : ""}`,
-        );
+        err(`ostk: ${errorLine(e)}`);
         if (typeof e.details?.diff === "string") err(e.details.diff);
         if (e.details?.suggestion) err(`suggested edit: ${JSON.stringify(e.details.suggestion)}`);
       }

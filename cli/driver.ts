@@ -61,6 +61,11 @@ function firstLine(text: string): string {
   return line.length > 100 ? `${line.slice(0, 99)}…` : line;
 }
 
+const LIST_FLAGS = { json: { type: "boolean" } } as const;
+const TOOLS_FLAGS = { json: { type: "boolean" }, timeout: { type: "string" } } as const;
+const CALL_FLAGS = TOOLS_FLAGS;
+const SERVE_FLAGS = { timeout: { type: "string" } } as const;
+
 export const driverListCommand: Command = {
   name: "driver list",
   summary: "List declared drivers: name, state (declared/running/failed), tools, command.",
@@ -70,8 +75,9 @@ Leading NAME=value words set the server's environment (on top of HOME, PATH, USE
 running = 'ostk driver serve' answers on its socket; failed = its last call or serve failed.
 
   --json   the rows as a JSON array`,
+  flags: LIST_FLAGS,
   async run(ctx) {
-    const { values } = parseFlags("driver list", ctx.argv, { json: { type: "boolean" } });
+    const { values } = parseFlags("driver list", ctx.argv, LIST_FLAGS);
     if (values.help) {
       out(helpText(driverListCommand));
       return EXIT.ok;
@@ -119,11 +125,9 @@ export const driverToolsCommand: Command = {
   summary: "List one driver's tools (starting it for the occasion unless it is served).",
   usage: "driver tools <name> [--json] [--timeout MS]",
   help: `  --json   [{name, description}, …]\n${TIMEOUT_HELP}`,
+  flags: TOOLS_FLAGS,
   async run(ctx) {
-    const { values, positionals } = parseFlags("driver tools", ctx.argv, {
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-    }, true);
+    const { values, positionals } = parseFlags("driver tools", ctx.argv, TOOLS_FLAGS, true);
     if (values.help) {
       out(helpText(driverToolsCommand));
       return EXIT.ok;
@@ -133,19 +137,14 @@ export const driverToolsCommand: Command = {
     const paths = await locateProject(ctx.cwd);
     const entry = await findDriver(paths, positionals[0]);
     let conn: DriverConnection | undefined;
+    let tools;
     try {
       conn = await connect(paths, entry, timeoutMs);
-      const tools = await listTools(entry.name, conn, timeoutMs);
+      tools = await listTools(entry.name, conn, timeoutMs);
       await writeDriverStatus(paths, entry.name, {
         state: conn.via === "serve" ? "running" : "ok",
         tools: tools.length,
       });
-      if (values.json) {
-        outJson(tools.map((t) => ({ name: t.name, description: t.description ?? "" })));
-      } else {for (const t of tools) {
-          out(`${t.name.padEnd(24)} ${firstLine(t.description ?? "")}`);
-        }}
-      return EXIT.ok;
     } catch (e) {
       await conn?.close(true);
       conn = undefined;
@@ -154,6 +153,12 @@ export const driverToolsCommand: Command = {
     } finally {
       await conn?.close();
     }
+    // Printed once the server is stopped: a reader that stops early ('| head') is no failure
+    // of the driver.
+    if (values.json) {
+      outJson(tools.map((t) => ({ name: t.name, description: t.description ?? "" })));
+    } else for (const t of tools) out(`${t.name.padEnd(24)} ${firstLine(t.description ?? "")}`);
+    return EXIT.ok;
   },
 };
 
@@ -172,11 +177,9 @@ ${TIMEOUT_HELP}
 
 Exit codes: 0 the tool answered; 1 the tool answered an error (isError), or the server failed to
 start, exited mid-call or timed out (nothing is left running); 2 usage error.`,
+  flags: CALL_FLAGS,
   async run(ctx) {
-    const { values, positionals } = parseFlags("driver call", ctx.argv, {
-      json: { type: "boolean" },
-      timeout: { type: "string" },
-    }, true);
+    const { values, positionals } = parseFlags("driver call", ctx.argv, CALL_FLAGS, true);
     if (values.help) {
       out(helpText(driverCallCommand));
       return EXIT.ok;
@@ -312,10 +315,9 @@ foreground until SIGINT/SIGTERM (exit 0) or until the server exits (exit 1, reas
 Start and stop are audited (driver.serve, driver.stop). A running daemon ('ostk listen') starts
 drivers on demand itself (sandboxed, project read-only) and 'driver call' goes through it.
 ${TIMEOUT_HELP}`,
+  flags: SERVE_FLAGS,
   async run(ctx) {
-    const { values, positionals } = parseFlags("driver serve", ctx.argv, {
-      timeout: { type: "string" },
-    }, true);
+    const { values, positionals } = parseFlags("driver serve", ctx.argv, SERVE_FLAGS, true);
     if (values.help) {
       out(helpText(driverServeCommand));
       return EXIT.ok;

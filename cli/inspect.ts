@@ -18,6 +18,19 @@ import { tryConnect } from "./daemon_client.ts";
 const MACHINES = { root: rootMachine, session: sessionMachine } as const;
 const FOLLOW_POLL_MS = 200;
 
+const FLAGS = {
+  machine: { type: "string" },
+  format: { type: "string" },
+  json: { type: "boolean" },
+  follow: { type: "boolean", short: "f" },
+  events: { type: "string" },
+  replay: { type: "boolean" },
+  step: { type: "string" },
+  web: { type: "boolean" },
+  port: { type: "string" },
+  host: { type: "string" },
+} as const;
+
 export const inspectCommand: Command = {
   name: "inspect",
   summary: "Export the machines as diagrams, or show a session's machine and its trace.",
@@ -47,19 +60,9 @@ export const inspectCommand: Command = {
 
 Traces are on unless the daemon runs with OSTK_TRACES=0; each file rotates at 1 MiB
 (OSTK_TRACE_MAX_BYTES), keeping one old file (<alias>.jsonl.1).`,
+  flags: FLAGS,
   async run(ctx) {
-    const { values, positionals } = parseFlags("inspect", ctx.argv, {
-      machine: { type: "string" },
-      format: { type: "string" },
-      json: { type: "boolean" },
-      follow: { type: "boolean", short: "f" },
-      events: { type: "string" },
-      replay: { type: "boolean" },
-      step: { type: "string" },
-      web: { type: "boolean" },
-      port: { type: "string" },
-      host: { type: "string" },
-    }, true);
+    const { values, positionals } = parseFlags("inspect", ctx.argv, FLAGS, true);
     if (values.help) {
       out(helpText(inspectCommand));
       return EXIT.ok;

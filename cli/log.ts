@@ -5,6 +5,12 @@ import { type Command, EXIT, helpText, out, parseFlags } from "./command.ts";
 
 const POLL_MS = 200;
 
+const FLAGS = {
+  follow: { type: "boolean", short: "f" },
+  event: { type: "string", short: "e" },
+  json: { type: "boolean" },
+} as const;
+
 export const logCommand: Command = {
   name: "log",
   summary: "Print the audit log, one row per line; --follow waits for new rows.",
@@ -14,12 +20,9 @@ export const logCommand: Command = {
   --json              print each row as it is stored (JSON Lines)
 
 An unreadable line stops the listing with its file and line number and exit code 1.`,
+  flags: FLAGS,
   async run(ctx) {
-    const { values } = parseFlags("log", ctx.argv, {
-      follow: { type: "boolean", short: "f" },
-      event: { type: "string", short: "e" },
-      json: { type: "boolean" },
-    });
+    const { values } = parseFlags("log", ctx.argv, FLAGS);
     if (values.help) {
       out(helpText(logCommand));
       return EXIT.ok;
