@@ -13,6 +13,7 @@ import { killCommand, lineageCommand, psCommand, pstreeCommand, spawnCommand } f
 import { auditCommand } from "./audit.ts";
 import { bootCommand } from "./boot.ts";
 import { callCommand } from "./call.ts";
+import { completionsCommand } from "./completions.ts";
 import type { Command } from "./command.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
@@ -69,6 +70,7 @@ export const COMMANDS: readonly Command[] = [
   sandboxExecCommand,
   sandboxCheckCommand,
   learnCommand,
+  completionsCommand(() => COMMANDS),
   sandboxHelperCommand,
 ];
 
