@@ -78,6 +78,8 @@ interface Entry {
   ending?: SessionEnding;
   /** How long its approval questions wait for the operator, when not the daemon's default. */
   approvalTimeoutMs?: number;
+  /** Why a session restored from the log is orphaned (it has no actor to say so yet). */
+  orphanedBy?: string;
   /** A sandboxed command agent's private TMPDIR for the current life. */
   tmpdir?: string;
 }
@@ -227,6 +229,7 @@ export class SessionTable {
 
   #launch(entry: Entry, startTurn: number, carried?: Partial<SessionInput>): void {
     entry.exitLogged = false;
+    entry.orphanedBy = undefined;
     entry.state = "starting";
     entry.queued = { startTurn, carried };
     if (this.#root) this.#startChild(entry);
@@ -472,7 +475,7 @@ export class SessionTable {
       this.#append("session.reap", { session: alias, by: "operator" });
       const reason = "not revived: reaped by the operator";
       if (!entry.ref) {
-        return this.#endUnstarted(entry, "crashed", `daemon restarted; ${reason}`);
+        return this.#endUnstarted(entry, "crashed", `${entry.orphanedBy ?? "orphaned"}; ${reason}`);
       }
       return this.#endWith(entry, { type: "session.reap", reason });
     }
@@ -620,7 +623,7 @@ export class SessionTable {
     if (e.state === "queued") {
       return `waiting for a free slot (${this.#concurrency} sessions run at once)`;
     }
-    const error = snap?.context.error;
+    const error = snap?.context.error ?? e.orphanedBy;
     if (e.state === "orphaned") {
       const why = error ?? "crashed";
       return e.revival === "ask" ? `${why}; waiting for 'ostk lineage resolve'` : why;
@@ -738,11 +741,16 @@ export class SessionTable {
         actor: "kernel",
         fields: { session: session.alias, reason: "daemon restarted", turns },
       });
+      // Orphaned already (a crash, or drained by a daemon that stopped), or running when its
+      // daemon died without a word: either way nothing runs it now.
+      entry.orphanedBy = session.state === "orphaned"
+        ? session.reason ?? "orphaned"
+        : "its daemon died while it ran";
       if (revival === "reap") {
         entry.state = "crashed";
         entry.ending = {
           outcome: "crashed",
-          reason: "daemon restarted; not revived (revival policy reap)",
+          reason: `${entry.orphanedBy}; not revived (revival policy reap)`,
         };
         entries.push({
           event: "session.reap",

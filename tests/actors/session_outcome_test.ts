@@ -15,9 +15,11 @@ import {
   connect,
   type DaemonProcess,
   fakeAgent,
+  killAgent,
   killDaemonProcess,
   ostk,
   type Project,
+  ps,
   type PsRow,
   rowOf,
   startDaemonProcess,
@@ -261,5 +263,66 @@ Deno.test("an agent that keeps crashing is revived, then ends crashed; ask waits
         "the agent process was ended by SIGKILL; not revived: reaped by the operator",
       ]);
     });
+  });
+});
+
+Deno.test("a daemon that died: reap sessions end crashed and say why; ask sessions wait for the operator", async () => {
+  await withProject(async (project) => {
+    const daemons: (DaemonProcess | undefined)[] = [];
+    let client: DaemonClient | undefined;
+    const sleeper = fakeAgent(600_000);
+    try {
+      daemons[0] = await startDaemonProcess(project, ["--concurrency", "4"]);
+      client = await connect(project);
+      for (const [alias, revival] of [["gone", "reap"], ["held", "ask"], ["back", "ask"]]) {
+        await call(client, "session/spawn", {
+          alias,
+          cpu: { kind: "command", command: sleeper },
+          revival: revival as "reap" | "ask",
+        });
+      }
+      const running = await waitForRows(
+        client,
+        "all three running",
+        (rows) => rows.length === 3 && rows.every((r) => r.state === "running"),
+      );
+      await closeClient(client);
+      daemons[0]!.kill("SIGKILL");
+      await daemons[0]!.exited;
+
+      daemons[1] = await startDaemonProcess(project, ["--concurrency", "4"]);
+      client = await connect(project);
+      const rows = await ps(client);
+      assert.deepEqual([rowOf(rows, "gone").state, rowOf(rows, "gone").reason], [
+        "crashed",
+        "its daemon died while it ran; not revived (revival policy reap)",
+      ]);
+      assert.deepEqual([rowOf(rows, "held").state, rowOf(rows, "held").reason], [
+        "orphaned",
+        "its daemon died while it ran; waiting for 'ostk lineage resolve'",
+      ]);
+      const reaped = await ostk(project, ["lineage", "resolve", "held", "--reap"]);
+      assert.equal(reaped.stdout, "held crashed\n", reaped.stderr);
+      const revived = await ostk(project, ["lineage", "resolve", "back", "--revive"]);
+      assert.equal(revived.code, 0, revived.stderr);
+      await waitForRows(
+        client,
+        "back to run again",
+        (rows) => rowOf(rows, "back").state === "running",
+      );
+      const killed = await ostk(project, ["kill", "back"]);
+      assert.equal(killed.stdout, "back killed\n", killed.stderr);
+      const exits = await Promise.all(["gone", "held", "back"].map((a) => exitRow(project, a)));
+      assert.deepEqual(exits.map((e) => [e.outcome, e.reason]), [
+        ["crashed", "its daemon died while it ran; not revived (revival policy reap)"],
+        ["crashed", "its daemon died while it ran; not revived: reaped by the operator"],
+        ["killed", "killed by the operator"],
+      ]);
+      // The agents of the dead daemon's first lives are not left behind.
+      for (const row of running) await killAgent(row.pid, row.alias);
+    } finally {
+      await closeClient(client);
+      for (const d of daemons) await killDaemonProcess(d);
+    }
   });
 });
