@@ -173,6 +173,10 @@ Add "env": { "OSTK_IDENTITY": "/path/to/identity.key" } when the key is not in t
     const backend = new ProjectBackend(paths, key.signer);
     try {
       if (!address) {
+        // Typed by hand in a terminal it would wait for JSON-RPC without a word: say what it is.
+        if (Deno.stdin.isTerminal()) {
+          err("ostk mcp: serving MCP on stdin/stdout for an MCP client; Ctrl-C stops it");
+        }
         await serveStdio({ backend, version: VERSION });
         return EXIT.ok;
       }
