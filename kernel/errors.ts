@@ -88,6 +88,7 @@ export interface ErrorLineParts extends ErrorSite {
  * );
  * assert.equal(errorLine({ file: "a.caps", line: 3, message: "bad rule" }), "a.caps:3: bad rule");
  * assert.equal(errorLine({ file: "a.caps", line: 3, message: "a.caps: bad rule" }), "a.caps:3: bad rule");
+ * assert.equal(errorLine({ file: "t.jsonl", line: 1, message: "t.jsonl:1: bad" }), "t.jsonl:1: bad");
  * assert.equal(errorLine({ file: "A", line: 0, column: 0, message: "no such file" }), "A: no such file");
  * assert.equal(errorLine({ message: "one\ntwo" }), "one / two");
  * ```
@@ -102,7 +103,8 @@ export function errorLine(parts: ErrorLineParts): string {
       column !== undefined ? `:${column}` : ""
     }`;
     // A message that opens with its file gets the line spliced in rather than a second prefix.
-    if (message.startsWith(`${file}: `)) text = `${site}${message.slice(file.length)}`;
+    if (message.startsWith(`${site}: `)) text = message;
+    else if (message.startsWith(`${file}: `)) text = `${site}${message.slice(file.length)}`;
     else if (line !== undefined || !namesFile(message, file)) text = `${site}: ${message}`;
   }
   return `${text}${hint ? ` (${hint})` : ""}`.replace(/\s*\n\s*/g, " / ").trim();
