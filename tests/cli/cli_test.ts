@@ -171,6 +171,46 @@ Deno.test("usage errors exit 2 with one line that says where to look", async () 
   });
 });
 
+Deno.test("a typo gets the nearest command or flag, even across a group", async () => {
+  await withScratch(async (s) => {
+    const cases: [string[], string][] = [
+      [["lgo"], "did you mean 'ostk log'?"],
+      [["audit"], "did you mean 'ostk os audit'?"],
+      [["drivr", "list"], "did you mean 'ostk driver list'?"],
+      [["os", "recovr"], "did you mean 'ostk os recover'?"],
+      [["log", "--folow"], "unknown flag '--folow' (did you mean --follow? see 'ostk log --help')"],
+    ];
+    const results = await Promise.all(cases.map(([args]) => ostk(s, args)));
+    cases.forEach(([args, words], i) => {
+      assert.equal(results[i].code, 2, `ostk ${args.join(" ")}: ${results[i].stderr}`);
+      assert.ok(
+        errorLine(results[i]).includes(words),
+        `ostk ${args.join(" ")}: ${results[i].stderr}`,
+      );
+    });
+  });
+});
+
+Deno.test("call --help names every kernel tool, and a refusal names its file once", async () => {
+  await withScratch(async (s) => {
+    const root = await initProject(s);
+    const help = await ok(s, ["call", "--help"]);
+    const { TOOL_SCHEMAS } = await import("../../kernel/tool_schema.ts");
+    for (const tool of Object.keys(TOOL_SCHEMAS)) {
+      assert.match(help.stdout, new RegExp(`^  ${tool} +\\{`, "m"), `call --help lacks ${tool}`);
+    }
+    await Deno.mkdir(`${root}/src`);
+    await Deno.writeTextFile(`${root}/src/x.mjs`, "a\n");
+    const refused = await ostk(s, [
+      "call",
+      "file:edit",
+      JSON.stringify({ path: "src/x.mjs", old: "zzz", new: "b" }),
+    ], { cwd: root });
+    assert.equal(refused.code, 1);
+    assert.match(errorLine(refused), /^ostk: src\/x\.mjs: 'old' text not found \(/);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // init and the operator key
 
