@@ -84,7 +84,9 @@ that long for 'ostk approve <alias>' from elsewhere, and are denied after it.
   --dry-run             print the resolved plan (cpu, task, limits, permissions, pin, sandbox
                         policy, isolation support) and exit 0
   --allow-unsandboxed   run even where the OS cannot enforce the sandbox (loud warning)
-  --json                JSON lines: each event, then {"alias","outcome","reason",...}
+  --json                JSON lines: each event, then {"alias","outcome","reason",...}; outcome
+                        is the session's (finished, failed, killed, crashed, limited), or
+                        denied, needs_approval, orphaned, detached, interrupted, lost
   --approval-timeout-ms N
                         let each approval question wait up to N ms for an answer (here on a
                         terminal, or 'ostk approve'); without a terminal, the only way to wait
