@@ -95,19 +95,28 @@ function intFlag(name: string, value: string | undefined, min: number): number |
   return n;
 }
 
+/** Long enough for a daemon to drain a few sessions' last turns; `--timeout-ms` overrides. */
+const STOP_WAIT_MS = 15_000;
+
 export const stopCommand: Command = {
   name: "stop",
   summary: "Ask the daemon to drain every session and exit.",
-  usage: "stop [--json]",
-  help: `Waits until the daemon has gone (its socket stops answering).
+  usage: "stop [--timeout-ms N] [--json]",
+  help: `Waits until the daemon has gone (its socket stops answering). Exit 0 once it has; exit 1
+if it still answers after the timeout (it may be draining long sessions: check 'ostk status').
 
-  --json   print {"stopped": true, "pid": N}`,
+  --timeout-ms N   how long to wait for the daemon to go (default ${STOP_WAIT_MS})
+  --json           print {"stopped": true, "pid": N}`,
   async run(ctx) {
-    const { values } = parseFlags("stop", ctx.argv, { json: { type: "boolean" } });
+    const { values } = parseFlags("stop", ctx.argv, {
+      json: { type: "boolean" },
+      "timeout-ms": { type: "string" },
+    });
     if (values.help) {
       out(helpText(stopCommand));
       return EXIT.ok;
     }
+    const waitMs = intFlag("--timeout-ms", values["timeout-ms"], 0) ?? STOP_WAIT_MS;
     const paths = await locateProject(ctx.cwd);
     const client = await connectOrFail(paths);
     const status = await client.request("daemon/status", {}) as { pid: number };
@@ -116,10 +125,20 @@ export const stopCommand: Command = {
       if (!(e instanceof RpcError && e.code === RPC_ERRORS.closed)) throw e;
     });
     client.close();
-    for (let i = 0; i < 300; i++) {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
       const again = await tryConnect(paths);
       if (!again) break;
       again.close();
+      // Saying "stopped" while the socket still answers would report work that did not happen.
+      if (Date.now() >= deadline) {
+        throw new OstkError(
+          "io",
+          `daemon pid ${status.pid} still answers ${waitMs} ms after it was asked to stop`,
+          {},
+          `it may be draining sessions: see 'ostk status'; wait longer with --timeout-ms, or end it with 'kill ${status.pid}'`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     if (values.json) outJson({ stopped: true, pid: status.pid });
