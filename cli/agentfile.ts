@@ -2,9 +2,8 @@
  * `ostk agentfile new | show | lint | validate`: write, read back and check Agentfiles.
  */
 import { parseAgentfile, parseAgentfileLenient } from "../kernel/agentfile_parse.ts";
-import { checkAgentfile, resolveAgentfile } from "../kernel/agentfile_lint.ts";
+import { checkAgentfile, formatFinding, resolveAgentfile } from "../kernel/agentfile_lint.ts";
 import {
-  type Finding,
   type From,
   LIMIT_KEYS,
   type ResolvedSpec,
@@ -115,7 +114,7 @@ ${PROFILES_HELP}`,
     const errors = findings.filter((f) => f.severity === "error").length;
     if (a.json) outJson(findings);
     else {
-      for (const f of findings) out(findingLine(f));
+      for (const f of findings) out(formatFinding(f));
       out(`${errors} error(s), ${findings.length - errors} warning(s)`);
     }
     return errors > 0 ? EXIT.refused : EXIT.ok;
@@ -140,10 +139,6 @@ ${PROFILES_HELP}`,
     return valid ? EXIT.ok : EXIT.refused;
   },
 };
-
-function findingLine(f: Finding): string {
-  return `${f.file}:${f.line}:${f.column}: ${f.severity} [${f.rule}] ${f.message}`;
-}
 
 /**
  * The template `agentfile new` writes. It is parsed back before it is written, so a --from or

@@ -16,13 +16,8 @@ import {
 } from "../actors/limits.ts";
 import type { MethodParams } from "../actors/protocol.ts";
 import type { CpuSpec, Revival } from "../actors/session_schema.ts";
-import { checkAgentfile } from "../kernel/agentfile_lint.ts";
-import type {
-  Finding,
-  PermissionMode,
-  ResolvedSpec,
-  ToolPattern,
-} from "../kernel/agentfile_schema.ts";
+import { checkAgentfile, formatFinding } from "../kernel/agentfile_lint.ts";
+import type { PermissionMode, ResolvedSpec, ToolPattern } from "../kernel/agentfile_schema.ts";
 import type { AuditRow } from "../kernel/audit.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { outcomeOfExit } from "../kernel/session_outcome.ts";
@@ -119,7 +114,7 @@ that long for 'ostk approve <alias>' from elsewhere, and are denied after it.
       profilesDir: values.profiles ? resolveFrom(ctx.cwd, values.profiles) : undefined,
     });
     const errors = findings.filter((f) => f.severity === "error");
-    for (const f of findings) err(findingLine(f));
+    for (const f of findings) err(`ostk: ${formatFinding(f)}`);
     if (errors.length > 0 || !spec) return EXIT.refused;
     const paths = await locateProject(ctx.cwd);
     const plan = await planRun(spec, paths.root, values["allow-unsandboxed"] ?? false);
@@ -132,10 +127,6 @@ that long for 'ostk approve <alias>' from elsewhere, and are denied after it.
     return await runPlan(paths, plan, { json: values.json ?? false, approvalTimeoutMs });
   },
 };
-
-function findingLine(f: Finding): string {
-  return `${f.file}:${f.line}:${f.column}: ${f.severity} [${f.rule}] ${f.message}`;
-}
 
 /** Turn a linted spec into what the daemon is sent. */
 export async function planRun(

@@ -91,7 +91,8 @@ export async function loadChain(input: LintInput, options: ResolveOptions = {}):
     text = "path" in input ? await readAgentfileText(input.path) : input.text;
   } catch (err) {
     if (!(err instanceof OstkError)) throw err;
-    problems.push(agentfileProblem(file, { line: 0, column: 0 }, "unreadable", err.message));
+    const message = err.hint ? `${err.message} (${err.hint})` : err.message;
+    problems.push(agentfileProblem(file, { line: 0, column: 0 }, "unreadable", message));
     return { files, problems };
   }
   const profilesDir = options.profilesDir ??
@@ -229,6 +230,30 @@ export async function resolveAgentfile(
  */
 export async function lint(input: LintInput, options: ResolveOptions = {}): Promise<Finding[]> {
   return (await checkAgentfile(input, options)).findings;
+}
+
+/**
+ * One finding as `file:line:column: severity [rule] message`; a finding about the whole file
+ * (line 0, such as an unreadable one) names the file alone.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatFinding } from "./agentfile_lint.ts";
+ * const at = { file: "a.Agentfile", severity: "error" as const };
+ * assert.equal(
+ *   formatFinding({ ...at, line: 2, column: 1, rule: "syntax", message: "bad" }),
+ *   "a.Agentfile:2:1: error [syntax] bad",
+ * );
+ * assert.equal(
+ *   formatFinding({ ...at, line: 0, column: 0, rule: "unreadable", message: "no such Agentfile" }),
+ *   "a.Agentfile: error [unreadable] no such Agentfile",
+ * );
+ * ```
+ */
+export function formatFinding(f: Finding): string {
+  const site = f.line > 0 ? `${f.file}:${f.line}:${f.column}` : f.file;
+  return `${site}: ${f.severity} [${f.rule}] ${f.message}`;
 }
 
 /** Lint findings and the merged spec they were found in (absent when nothing could be read). */

@@ -81,7 +81,13 @@ Deno.test("ostk run plans a model FROM as a model CPU and refuses lint errors", 
     const bad = await setUp(project, "bad");
     const lint = await ostk(project, ["run", bad, "--dry-run"]);
     assert.equal(lint.code, 1);
-    assert.match(lint.stderr, /bad\.Agentfile:3:13: error \[bad-value\] LIMIT turns/);
+    assert.match(lint.stderr, /^ostk: .*bad\.Agentfile:3:13: error \[bad-value\] LIMIT turns/);
+    const missing = await ostk(project, ["run", "nosuch.Agentfile"]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /^ostk: .*nosuch\.Agentfile: error \[unreadable\] no such Agentfile \(check the path\)\n$/,
+    );
     const rows = await auditRows(project);
     assert.ok(!rows.some((r) => r.event === "session.spawn"), "nothing was spawned");
   });

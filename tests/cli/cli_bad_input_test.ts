@@ -105,6 +105,8 @@ function refusalProblem(r: OstkResult, codes = [1, 2]): string | undefined {
   // A command whose verdict is its output (agentfile validate, doctor) may say why on stdout.
   if (lines.length === 0 && r.stdout.trim() === "") return "failed without a word";
   if (lines.length > 1) return `${lines.length} lines on stderr`;
+  // The one line says who is speaking, so it reads apart from a child program's own output.
+  if (lines.length === 1 && !/^ostk[: ]/.test(lines[0])) return "stderr does not start 'ostk:'";
   return undefined;
 }
 
