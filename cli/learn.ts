@@ -20,6 +20,7 @@ import {
   type TraceEvent,
 } from "../sandbox/learn.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { whichAll } from "./which.ts";
 
 /** Audit events of the kernel's file tools, and what each needs. */
 const FILE_EVENTS: Record<string, "read" | "self" | "parent"> = {
@@ -87,6 +88,7 @@ ENOENT…) are kept and reported; failed reads, EEXIST and ENXIO are dropped.`,
     let report: Record<string, unknown>;
     if (!file) {
       const root = await projectRoot(ctx.cwd);
+      await requireProgram(cmd[0], ctx.cwd);
       const run = await traceCommand(cmd, { cwd: ctx.cwd, durationMs });
       learned = reduceEvents(run.events, { root, tmpdir: run.tmpdir });
       report = { mechanism: "strace", command: cmd, exit: exitOf(run) };
@@ -109,6 +111,7 @@ ENOENT…) are kept and reported; failed reads, EEXIST and ENXIO are dropped.`,
       }
       if (from.kind === "command") {
         durationMs ??= spec.limits.wall_clock?.value;
+        await requireProgram(from.command[0], root);
         const run = await traceCommand(from.command, { cwd: root, durationMs });
         learned = reduceEvents(run.events, { root, tmpdir: run.tmpdir });
         report = { mechanism: "strace", command: from.command, exit: exitOf(run) };
@@ -242,4 +245,19 @@ function parseDuration(text: string): number {
 
 function usage(message: string): OstkError {
   return new OstkError("usage", message, {}, "see 'ostk learn --help'");
+}
+
+/**
+ * strace reports a program it cannot start on a line of its own before ostk's: look the program
+ * up first so a typo is one line that says what to fix.
+ */
+async function requireProgram(program: string, cwd: string): Promise<void> {
+  const relative = program.includes("/") && !program.startsWith("/");
+  if ((await whichAll(relative ? `${cwd}/${program}` : program)).length > 0) return;
+  throw new OstkError(
+    "not_found",
+    `program '${program}' is not ${program.includes("/") ? "an executable file" : "on PATH"}`,
+    {},
+    "check the command; give its full path if it is installed elsewhere",
+  );
 }

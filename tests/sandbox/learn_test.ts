@@ -350,3 +350,21 @@ async function gone(pid: number): Promise<boolean> {
   const fields = await procStat(pid);
   return fields === undefined || fields[0] === "Z";
 }
+
+Deno.test("learn: a program that cannot be found is one line from ostk, not strace's too", () =>
+  withScratch(async (scratch) => {
+    for (
+      const [args, message] of [
+        [
+          ["learn", "--", "nosuch-program-ostk"],
+          /^ostk: program 'nosuch-program-ostk' is not on PATH/,
+        ],
+        [["learn", "--", "./nope"], /^ostk: program '\.\/nope' is not an executable file/],
+      ] as const
+    ) {
+      const r = await runOstk(scratch, [...args]);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    }
+  }));
