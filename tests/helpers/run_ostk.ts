@@ -2,20 +2,15 @@
  * Run the real `ostk` CLI (main.ts under `deno run`) as a child process, in a scratch directory
  * whose config and home are private to one test, so no test can touch the operator's real key.
  */
+import { DENO_RUN_FLAGS } from "../../cli/background.ts";
 
 const MAIN = decodeURIComponent(new URL(import.meta.resolve("../../main.ts")).pathname);
 
-/** The permissions `deno task ostk` grants; the CLI must work with exactly these. */
-export const OSTK_PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys=loadavg,hostname,osRelease",
-  "--allow-net",
-  "--allow-ffi",
-  "--unstable-worker-options",
-] as const;
+/**
+ * The permissions `deno task ostk` grants; the CLI must work with exactly these. The daemon's own
+ * list is reused so the two cannot drift (tests/cli/install_test.ts ties it to deno.json).
+ */
+export const OSTK_PERMISSIONS: readonly string[] = DENO_RUN_FLAGS;
 
 /** What one run printed and how it exited. */
 export interface OstkResult {
