@@ -13,6 +13,7 @@ import { tryConnect } from "./daemon_client.ts";
 import { type LauncherInfo, lockHash, readLauncherInfo } from "./install.ts";
 import { VERSION } from "./version.ts";
 import { whichAll } from "./which.ts";
+import { exists } from "../kernel/exists.ts";
 
 /** One finding: what was checked, how it went, and how to fix it when it did not go well. */
 export interface Check {
@@ -45,16 +46,6 @@ async function describeOstk(path: string): Promise<LauncherInfo | undefined> {
 
 async function realSource(): Promise<string> {
   return await Deno.realPath(SOURCE);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** PATH and Deno: is `ostk` found, is it this install, and is what it runs still there. */

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { OstkError } from "../kernel/errors.ts";
+import { exists } from "../kernel/exists.ts";
 
 const absPath = z.string().refine((p) => p.startsWith("/") && !p.includes("\0"), {
   message: "expected an absolute path without NUL bytes",
@@ -183,14 +184,4 @@ export function withGrants(policy: SandboxPolicy, grants: Grants): SandboxPolicy
 
 function unique<T>(items: T[]): T[] {
   return [...new Set(items)];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }

@@ -23,6 +23,7 @@ import {
   waitForRows,
   withProject,
 } from "../helpers/daemon_fixture.ts";
+import { exists } from "../../kernel/exists.ts";
 
 type ApprovalEvent = Extract<RpcNotification["params"], { kind: "approval" }>;
 
@@ -49,16 +50,6 @@ async function listener(project: Project, alias?: string) {
 function decisions(rows: AuditRow[], alias: string): string[] {
   return rows.filter((r) => r.event === "approval.decide" && r.session === alias)
     .map((r) => `${r.decision}@${r.step}${r.answer ? `/${r.answer}` : ""}`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** Spawn a session and wait until it has ended; returns the audit rows after. */
