@@ -60,6 +60,29 @@ const GRAPH_FLAGS = new Set([
   "--quiet",
 ]);
 
+/**
+ * The kernel's variables a fetch needs (proxies, registries, certificates). Deliberately not
+ * DENO_AUTH_TOKENS or npm tokens: an agent that can edit the project's .npmrc or import map can
+ * choose where this fetch goes.
+ */
+const FETCH_ENV = [
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "ALL_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "all_proxy",
+  "no_proxy",
+  "NPM_CONFIG_REGISTRY",
+  "npm_config_registry",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+] as const;
+
 /** Flags whose value is one more module that runs (so it must be cached too). */
 const MODULE_FLAGS = new Set(["--preload", "--require"]);
 
@@ -123,12 +146,14 @@ export async function precacheDenoDriver(
 ): Promise<void> {
   const argv = denoCacheArgv(entry.command);
   if (!argv) return;
-  // The driver gets only the SDK's default variables and its own; drop the kernel's Deno cache
-  // settings so `deno cache` fills the cache the driver will read, but keep proxy, registry
-  // and certificate settings, which only the fetch needs.
-  const env = Deno.env.toObject();
-  delete env.DENO_DIR;
-  delete env.XDG_CACHE_HOME;
+  // The driver gets only the SDK's default variables and its own; the fetch also needs ours
+  // for proxies, registries and certificates, and nothing else: this process runs outside the
+  // sandbox on files an agent may have written, so no token or key of the operator's goes in.
+  const env: Record<string, string> = {};
+  for (const name of FETCH_ENV) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
   Object.assign(env, getDefaultEnvironment(), entry.env, { NO_COLOR: "1" });
   let child: Deno.ChildProcess;
   try {

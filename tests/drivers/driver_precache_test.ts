@@ -161,3 +161,30 @@ Deno.test("precache: a driver script's import of a loopback host is refused, not
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("precache: deno cache gets the fetch settings of ours, never our other variables", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "ostk-precache-env-" }));
+  // A stand-in `deno` that records the environment it was given.
+  await Deno.writeTextFile(`${dir}/deno`, `#!/bin/sh\nenv > "${dir}/seen.env"\n`, {
+    mode: 0o755,
+  });
+  Deno.env.set("OSTK_TEST_OPERATOR_TOKEN", "sk-not-for-agents");
+  Deno.env.set("HTTPS_PROXY", "http://proxy.invalid:3128");
+  try {
+    await precacheDenoDriver({
+      name: "envcheck",
+      kind: "mcp",
+      command: [`${dir}/deno`, "run", "server.ts"],
+      env: { DRIVER_OWN: "1" },
+      line: 1,
+    }, dir);
+    const seen = await Deno.readTextFile(`${dir}/seen.env`);
+    assert.doesNotMatch(seen, /OSTK_TEST_OPERATOR_TOKEN|sk-not-for-agents/);
+    assert.match(seen, /^HTTPS_PROXY=http:\/\/proxy\.invalid:3128$/m);
+    assert.match(seen, /^DRIVER_OWN=1$/m);
+  } finally {
+    Deno.env.delete("OSTK_TEST_OPERATOR_TOKEN");
+    Deno.env.delete("HTTPS_PROXY");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
