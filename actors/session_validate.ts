@@ -31,10 +31,16 @@ export async function validateCpu(cpu: CpuSpec): Promise<void> {
   else parseModelSpec(cpu.model);
 }
 
+/**
+ * A transcript larger than this is refused rather than read: the daemon reads it whole, and a
+ * path such as /dev/zero would otherwise never end.
+ */
+const MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024;
+
 async function validateScript(script: string): Promise<void> {
-  let text: string;
+  let file: Deno.FsFile;
   try {
-    text = await Deno.readTextFile(script);
+    file = await Deno.open(script);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new OstkError(
@@ -43,9 +49,6 @@ async function validateScript(script: string): Promise<void> {
         {},
         "give the path of a transcript (.jsonl, one turn per line, as in fixtures/agents/)",
       );
-    }
-    if (err instanceof Deno.errors.IsADirectory) {
-      throw new OstkError("bad_input", `script '${script}' is a directory, not a transcript`);
     }
     if (err instanceof Deno.errors.PermissionDenied) {
       throw new OstkError(
@@ -57,6 +60,32 @@ async function validateScript(script: string): Promise<void> {
     }
     throw err;
   }
+  // Stat the open handle, not the path, so what is checked is what gets read.
+  let info: Deno.FileInfo;
+  try {
+    info = await file.stat();
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+  if (!info.isFile || info.size > MAX_TRANSCRIPT_BYTES) {
+    file.close();
+    throw !info.isFile
+      ? new OstkError(
+        "bad_input",
+        `script '${script}' is not a regular file`,
+        {},
+        "give a transcript file",
+      )
+      : new OstkError(
+        "bad_input",
+        `script '${script}' is ${info.size} bytes; a transcript may have ${MAX_TRANSCRIPT_BYTES}`,
+        {},
+        "split the transcript, or use a command or model CPU",
+      );
+  }
+  // Reading `readable` to its end closes the handle.
+  const text = await new Response(file.readable).text();
   parseTranscript(text, script);
 }
 

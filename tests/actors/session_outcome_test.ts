@@ -90,6 +90,16 @@ Deno.test("spawn refuses a CPU that cannot start: exit 1, one line, nothing spaw
           /^ostk: .*broken\.jsonl:2: calls: .*expected \{"think_ms"/,
         ],
         [
+          "a script that is a device, which would never end",
+          ["spawn", "w", "--cpu", "script", "--script", "/dev/zero"],
+          /^ostk: script '\/dev\/zero' is not a regular file/,
+        ],
+        [
+          "a script that is a directory",
+          ["spawn", "w", "--cpu", "script", "--script", "."],
+          /^ostk: script '.*' is not a regular file/,
+        ],
+        [
           "a program that is not on PATH",
           ["spawn", "w", "--cpu", "command", "--", "no-such-agent-x", "--flag"],
           /^ostk: agent program 'no-such-agent-x' is not on the daemon's PATH \(give its full path/,
