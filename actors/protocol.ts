@@ -95,7 +95,8 @@ export const METHODS = {
     pin: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/).optional(),
     sandbox: SessionSandboxSchema.optional(),
     /** How long this session's approval questions wait for an answer (default: the daemon's). */
-    approval_timeout_ms: z.number().int().positive().optional(),
+    // setTimeout fires at once for a longer delay, which would deny every question unread.
+    approval_timeout_ms: z.number().int().positive().max(2_147_483_647).optional(),
   }),
   "session/approve": z.strictObject({
     alias,

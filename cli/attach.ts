@@ -6,7 +6,7 @@ import { RpcError } from "../actors/client.ts";
 import { RPC_ERRORS } from "../actors/protocol.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { locateProject } from "../kernel/project.ts";
-import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { type Command, err, EXIT, helpText, intFlag, out, outJson, parseFlags } from "./command.ts";
 import { connectOrFail } from "./daemon_client.ts";
 import { formatRow } from "./log.ts";
 
@@ -36,10 +36,7 @@ Ends by itself when the session ends (exit 0), or when the daemon goes away (exi
     // Without an alias the daemon would attach to no session and this would wait forever.
     if (positionals.length !== 1) throw usage("expected one session alias");
     const alias = positionals[0];
-    const from = values.from === undefined ? undefined : Number(values.from);
-    if (from !== undefined && !(Number.isInteger(from) && from >= 0)) {
-      throw usage(`--from needs an audit seq (an integer ≥ 0), not '${values.from}'`);
-    }
+    const from = intFlag("--from", values.from, 0, Number.MAX_SAFE_INTEGER);
     const client = await connectOrFail(await locateProject(ctx.cwd));
     let ended: (state: string) => void = () => {};
     const end = new Promise<string>((resolve) => (ended = resolve));

@@ -73,6 +73,40 @@ export class StdoutClosed extends Error {
   }
 }
 
+/**
+ * The longest delay a timer takes: setTimeout fires at once (after a warning) for anything
+ * longer, so a larger millisecond flag would mean "now", not "a long time".
+ */
+export const MAX_DELAY_MS = 2_147_483_647;
+
+/**
+ * A whole-number flag in [`min`, `max`], or undefined when absent; anything else is a usage error
+ * that names the flag.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { intFlag } from "./command.ts";
+ * assert.equal(intFlag("--tick-ms", "250", 10), 250);
+ * assert.equal(intFlag("--tick-ms", undefined, 10), undefined);
+ * assert.throws(() => intFlag("--tick-ms", "5", 10), /--tick-ms needs an integer from 10/);
+ * assert.throws(() => intFlag("--wait-ms", "3000000000", 1), /to 2147483647/);
+ * ```
+ */
+export function intFlag(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max = MAX_DELAY_MS,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new OstkError("usage", `${name} needs an integer from ${min} to ${max}, not '${value}'`);
+  }
+  return n;
+}
+
 const encoder = new TextEncoder();
 
 /** Write all of `bytes`: a pipe may take fewer bytes than offered in one write. */

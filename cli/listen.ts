@@ -4,7 +4,7 @@ import { startDaemon } from "../actors/daemon.ts";
 import { RPC_ERRORS } from "../actors/protocol.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { locateProject } from "../kernel/project.ts";
-import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { type Command, err, EXIT, helpText, intFlag, out, outJson, parseFlags } from "./command.ts";
 import { startInBackground } from "./background.ts";
 import { connectOrFail, tryConnect } from "./daemon_client.ts";
 
@@ -85,15 +85,6 @@ SIGTERM/SIGINT drain every session and exit 0.
     return await daemon.done;
   },
 };
-
-function intFlag(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    throw new OstkError("usage", `${name} needs an integer ≥ ${min}`);
-  }
-  return n;
-}
 
 /** Long enough for a daemon to drain a few sessions' last turns; `--timeout-ms` overrides. */
 const STOP_WAIT_MS = 15_000;

@@ -25,7 +25,7 @@ import type { OstkPaths } from "../kernel/layout.ts";
 import { locateProject } from "../kernel/project.ts";
 import { landlockSupport, type SandboxPolicy } from "../sandbox/mod.ts";
 import { type ApprovalQuestion, terminalApprover } from "./approve.ts";
-import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
+import { type Command, err, EXIT, helpText, intFlag, out, outJson, parseFlags } from "./command.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { resolveFrom } from "./init.ts";
 import { formatRow } from "./log.ts";
@@ -101,14 +101,7 @@ that long for 'ostk approve <alias>' from elsewhere, and are denied after it.
     if (positionals.length !== 1) {
       throw new OstkError("usage", "expected one Agentfile", {}, "see 'ostk run --help'");
     }
-    const timeout = values["approval-timeout-ms"];
-    const approvalTimeoutMs = timeout === undefined ? undefined : Number(timeout);
-    if (
-      approvalTimeoutMs !== undefined &&
-      !(Number.isInteger(approvalTimeoutMs) && approvalTimeoutMs > 0)
-    ) {
-      throw new OstkError("usage", "--approval-timeout-ms needs a whole number above 0");
-    }
+    const approvalTimeoutMs = intFlag("--approval-timeout-ms", values["approval-timeout-ms"], 1);
     const file = resolveFrom(ctx.cwd, positionals[0]);
     const { findings, spec } = await checkAgentfile({ path: file }, {
       profilesDir: values.profiles ? resolveFrom(ctx.cwd, values.profiles) : undefined,

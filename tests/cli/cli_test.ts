@@ -156,6 +156,10 @@ Deno.test("usage errors exit 2 with one line that says where to look", async () 
       [["help", "nope"], /unknown command 'nope'/],
       [["log", "--event"], /'ostk log --help'/],
       [["os", "audit", "extra"], /'ostk os audit --help'/],
+      // Past setTimeout's limit a wait would fire at once: refused, not silently "now".
+      [["run", "a.Agentfile", "--approval-timeout-ms", "3000000000"], /to 2147483647/],
+      [["listen", "--tick-ms", "3000000000"], /--tick-ms needs an integer from 10 to/],
+      [["attach", "w-1", "--from", "soon"], /--from needs an integer from 0/],
     ];
     const results = await Promise.all(cases.map(([args]) => ostk(s, args)));
     cases.forEach(([args, pattern], i) => {
