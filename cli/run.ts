@@ -93,12 +93,17 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
-/** Print the one line a failure gets (and its stack with OSTK_DEBUG=1); return the exit code. */
+/**
+ * Print the one line a failure gets, and the stack of an internal error with OSTK_DEBUG=1 or
+ * from the daemon (whose stderr is .ostk/daemon.log, read after the fact, where the stack is what
+ * a bug report needs); return the exit code.
+ */
 function report(e: unknown, command: string | undefined): number {
   if (e instanceof StdoutClosed) return EXIT.ok;
   const failure = describeFailure(e, command);
   err(failure.line);
-  if (failure.stack && Deno.env.get("OSTK_DEBUG") === "1") err(failure.stack);
+  const wantStack = Deno.env.get("OSTK_DEBUG") === "1" || command === "listen";
+  if (failure.stack && wantStack) err(failure.stack);
   return failure.exit;
 }
 
