@@ -12,7 +12,8 @@ import manifest from "../deno.json" with { type: "json" };
 import { atomicWrite } from "../kernel/atomic_write.ts";
 import { OstkError } from "../kernel/errors.ts";
 import { domainHash, toHex } from "../kernel/hash.ts";
-import { EXIT, parseFlags } from "./command.ts";
+import { err, EXIT, out, parseFlags, StdoutClosed } from "./command.ts";
+import { describeFailure } from "./failure.ts";
 import { whichAll } from "./which.ts";
 
 /** This checkout, as an absolute path without a trailing slash. */
@@ -226,21 +227,25 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
     "caching the module graph",
   );
 
+  // The new launcher is started once under a temporary name before it replaces the old one, so
+  // a launcher that cannot start never takes the place of one that could.
   const launcher = `${bin}/ostk`;
-  await atomicWrite(launcher, launcherScript(info, flags), { mode: 0o755 });
+  const staged = `${bin}/.ostk.new`;
+  await atomicWrite(staged, launcherScript(info, flags), { mode: 0o755 });
   // atomicWrite keeps an existing file's mode; a launcher must be executable whatever was there.
-  await Deno.chmod(launcher, 0o755);
-  await removeOtherDenos(lib, info.deno);
-
-  // Start it once as a user would: proves it runs, and compiles main.ts's graph ahead of use.
-  const version = await run(launcher, ["--version"], {}, "starting the new launcher");
+  await Deno.chmod(staged, 0o755);
+  // Start it as a user would: proves it runs, and compiles main.ts's graph ahead of use.
+  const version = await run(staged, ["--version"], {}, "starting the new launcher");
   if (version.trim() !== `ostk ${manifest.version}`) {
     throw new OstkError(
       "io",
       `the new launcher printed '${version.trim()}', expected 'ostk ${manifest.version}'`,
-      { file: launcher },
+      { file: staged },
     );
   }
+  await Deno.rename(staged, launcher);
+  // Only now is the previous Deno copy unused by any launcher.
+  await removeOtherDenos(lib, info.deno);
   const found = await whichAll("ostk");
   const real = await Deno.realPath(launcher);
   const first = found[0];
@@ -354,7 +359,7 @@ export async function installMain(argv: string[]): Promise<number> {
       root: { type: "string" },
     }, true);
     if (values.help) {
-      console.log(HELP);
+      out(HELP);
       return EXIT.ok;
     }
     if (positionals.length) {
@@ -368,32 +373,28 @@ export async function installMain(argv: string[]): Promise<number> {
     const given = values.root ?? `${home}/.local`;
     if (given === "") throw new OstkError("usage", "--root needs a directory", {}, "see --help");
     const root = given.startsWith("/") ? given : `${cwd}/${given}`;
-    const result = await install({ root, progress: (line) => console.error(`install: ${line}`) });
-    console.log(`ostk ${result.info.version} installed
+    const result = await install({ root, progress: (line) => err(`install: ${line}`) });
+    out(`ostk ${result.info.version} installed
   launcher  ${result.launcher}
   deno      ${result.info.deno} (copied from ${result.copiedFrom})
   modules   ${result.info.denoDir}
   source    ${result.info.source}`);
     if (!result.onPath) {
-      console.log(`${result.bin} is not on PATH; add this line to ~/.profile (or your shell's rc):
+      out(`${result.bin} is not on PATH; add this line to ~/.profile (or your shell's rc):
   export PATH="${result.bin}:$PATH"`);
     } else if (result.shadowedBy) {
-      console.log(`note: ${result.shadowedBy} comes first on PATH and hides this one`);
+      out(`note: ${result.shadowedBy} comes first on PATH and hides this one`);
     }
-    console.log(
+    out(
       "next: cd your-project && ostk init && ostk boot   ('ostk doctor' checks the set-up)",
     );
     return EXIT.ok;
-  } catch (err) {
-    if (err instanceof OstkError) {
-      console.error(`ostk install: ${err.toLine()}`);
-      return err.code === "usage" ? EXIT.usage : EXIT.refused;
-    }
-    if (err instanceof Deno.errors.PermissionDenied) {
-      console.error(`ostk install: permission denied: ${(err as Error).message}`);
-      return EXIT.refused;
-    }
-    throw err;
+  } catch (e) {
+    if (e instanceof StdoutClosed) return EXIT.ok;
+    const failure = describeFailure(e, "install");
+    err(failure.line.replace(/^ostk: /, "ostk install: "));
+    if (failure.stack && Deno.env.get("OSTK_DEBUG") === "1") err(failure.stack);
+    return failure.exit;
   }
 }
 

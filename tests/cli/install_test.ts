@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import manifest from "../../deno.json" with { type: "json" };
-import { CACHE_ENTRIES, launcherScript, readLauncherInfo, taskFlags } from "../../cli/install.ts";
+import {
+  CACHE_ENTRIES,
+  install,
+  launcherScript,
+  readLauncherInfo,
+  taskFlags,
+} from "../../cli/install.ts";
 import { OSTK_PERMISSIONS } from "../helpers/run_ostk.ts";
 
 const REPO = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(/\/$/, "");
@@ -159,5 +165,28 @@ Deno.test("install: a root that cannot hold bin/ fails with exit 1 and says so",
     assert.doesNotMatch(r.stderr, /Uncaught|^\s+at /m);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("install: a new launcher that cannot start never replaces the one that could", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "ostk-install-keep-" }));
+  try {
+    // A stand-in Deno that copies, "caches" and reports its version, but runs nothing.
+    const fake = `${root}/fake-deno`;
+    await Deno.writeTextFile(
+      fake,
+      '#!/bin/sh\ncase "$1" in --version) echo "deno 9.9.9";; cache) exit 0;; *) echo broken;; esac\n',
+      { mode: 0o755 },
+    );
+    await Deno.mkdir(`${root}/bin`);
+    const working = "#!/bin/sh\necho 'ostk from before'\n";
+    await Deno.writeTextFile(`${root}/bin/ostk`, working, { mode: 0o755 });
+    await assert.rejects(
+      install({ root, deno: fake }),
+      /the new launcher printed 'broken', expected 'ostk /,
+    );
+    assert.equal(await Deno.readTextFile(`${root}/bin/ostk`), working);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
