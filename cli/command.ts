@@ -28,6 +28,11 @@ export interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
+/** Whether users see and type `command` (a leading `_` marks an internal one). */
+export function isVisible(command: Command): boolean {
+  return !command.name.startsWith("_");
+}
+
 /** Exit codes: 0 done, 1 refused or failed (integrity, policy, conflict), 2 usage error. */
 export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
 

@@ -10,7 +10,7 @@ import type { OstkPaths } from "../kernel/layout.ts";
 import { projectSigner } from "../kernel/project.ts";
 import { landlockSupport } from "../sandbox/mod.ts";
 import { tryConnect } from "./daemon_client.ts";
-import { type LauncherInfo, lockHash, readLauncherInfo } from "./install.ts";
+import { type LauncherInfo, lockHash, readLauncherInfo, SOURCE } from "./install.ts";
 import { VERSION } from "./version.ts";
 import { whichAll } from "./which.ts";
 import { exists } from "../kernel/exists.ts";
@@ -29,7 +29,6 @@ const MCP_SNIPPET = `{"mcpServers": {"ostk": {"command": "ostk", "args": ["mcp"]
 const DAEMON_ANSWER_MS = 3_000;
 
 /** This checkout, as the launcher records it. */
-const SOURCE = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
 
 /** What an `ostk` file on PATH is: one of our launchers, or something else. */
 async function describeOstk(path: string): Promise<LauncherInfo | undefined> {

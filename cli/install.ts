@@ -14,10 +14,15 @@ import { OstkError } from "../kernel/errors.ts";
 import { domainHash, toHex } from "../kernel/hash.ts";
 import { err, EXIT, out, parseFlags, StdoutClosed } from "./command.ts";
 import { describeFailure } from "./failure.ts";
+import { shellQuote } from "./shell_quote.ts";
 import { whichAll } from "./which.ts";
 
 /** This checkout, as an absolute path without a trailing slash. */
-const SOURCE = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
+/** This checkout: where main.ts, deno.json and deno.lock are. */
+export const SOURCE = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
+  /\/$/,
+  "",
+);
 
 /**
  * Every module the launcher may load, relative to the checkout: the CLI, and the Worker entries
@@ -78,11 +83,6 @@ export function taskFlags(task: string): string[] {
     );
   }
   return flags;
-}
-
-/** Quote `s` for a POSIX shell: single quotes, with each `'` closed, escaped and reopened. */
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Global flags, dispatch, and the mapping from errors to exit codes. */
 import { closest } from "../drivers/fcp/mod.ts";
 import { OstkError } from "../kernel/errors.ts";
-import { type Command, err, EXIT, helpText, out, StdoutClosed } from "./command.ts";
+import { type Command, err, EXIT, helpText, isVisible, out, StdoutClosed } from "./command.ts";
 import { describeFailure } from "./failure.ts";
 import { COMMANDS, GROUPS } from "./registry.ts";
 import { VERSION } from "./version.ts";
@@ -13,9 +13,7 @@ ostk — a local-first kernel for AI coding agents.
 
 commands:
 ${
-    COMMANDS.filter((c) => !c.name.startsWith("_")).map((c) =>
-      `  ${c.name.padEnd(18)} ${c.summary}`
-    )
+    COMMANDS.filter(isVisible).map((c) => `  ${c.name.padEnd(18)} ${c.summary}`)
       .join("\n")
   }
 
@@ -154,9 +152,9 @@ function lookup(words: string[]): { command: Command; argv: string[] } {
   return { command, argv: words.slice(1) };
 }
 
-/** The commands `ostk --help` lists (a leading `_` marks an internal one). */
+/** The commands `ostk --help` lists. */
 function visible(): Command[] {
-  return COMMANDS.filter((c) => !c.name.startsWith("_"));
+  return COMMANDS.filter(isVisible);
 }
 
 /**
