@@ -4,7 +4,7 @@
  */
 import { readAnchorInfo } from "../actors/anchor.ts";
 import { findSocketPath } from "../actors/socket_path.ts";
-import { OstkError } from "../kernel/errors.ts";
+import { errorLine, OstkError } from "../kernel/errors.ts";
 import { loadOperatorKey, operatorKeyPath } from "../kernel/identity.ts";
 import type { OstkPaths } from "../kernel/layout.ts";
 import { projectSigner } from "../kernel/project.ts";
@@ -187,8 +187,12 @@ export async function checkLandlock(): Promise<Check> {
 
 function fromError(check: Check["check"], err: unknown): Check {
   if (err instanceof OstkError) {
-    const where = err.site.file ? `${err.site.file}: ` : "";
-    return { check, status: "fail", detail: `${where}${err.message}`, fix: err.hint };
+    return {
+      check,
+      status: "fail",
+      detail: errorLine({ ...err.site, message: err.message }),
+      fix: err.hint,
+    };
   }
   throw err;
 }

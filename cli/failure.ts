@@ -95,5 +95,5 @@ function isOsError(e: unknown): boolean {
 }
 
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, " / ").trim();
+  return errorLine({ message: text });
 }

@@ -5,7 +5,7 @@
  * {@linkcode McpBackend}'s business; this module only shapes requests and answers.
  */
 import { z } from "zod";
-import { OstkError } from "../kernel/errors.ts";
+import { errorLine, OstkError } from "../kernel/errors.ts";
 import { isKernelPath, resolveProjectPath } from "../kernel/resolve_path.ts";
 import {
   FileCreateArgs,
@@ -244,10 +244,8 @@ export function kernelResult(response: ToolResponse): ToolResult {
   const digest = response.digest ? `\n\n${response.digest}` : "";
   if (!response.ok) {
     const e = response.error;
-    const site = e.file ? `${e.file}${e.line !== undefined ? `:${e.line}` : ""}` : "";
-    // Most kernel messages already start with the path; name the site only when they do not.
-    const where = site && !e.message.startsWith(e.file!) ? `${site}: ` : "";
-    const message = `${where}${e.message}`;
+    // The same one line the CLI prints, without the hint, which travels as its own field.
+    const message = errorLine({ file: e.file, line: e.line, message: e.message });
     return errorResult(message, { hint: e.hint, details: e.details, digest, code: e.code });
   }
   const r = response.result;
