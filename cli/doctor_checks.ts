@@ -12,7 +12,7 @@ import { landlockSupport } from "../sandbox/mod.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { type LauncherInfo, lockHash, readLauncherInfo, SOURCE } from "./install.ts";
 import { VERSION } from "./version.ts";
-import { whichAll } from "./which.ts";
+import { whichAll } from "../kernel/which.ts";
 import { exists } from "../kernel/exists.ts";
 
 /** One finding: what was checked, how it went, and how to fix it when it did not go well. */

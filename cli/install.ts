@@ -15,7 +15,7 @@ import { domainHash, toHex } from "../kernel/hash.ts";
 import { err, EXIT, out, parseFlags, StdoutClosed } from "./command.ts";
 import { describeFailure } from "./failure.ts";
 import { shellQuote } from "./shell_quote.ts";
-import { whichAll } from "./which.ts";
+import { whichAll } from "../kernel/which.ts";
 
 /** This checkout, as an absolute path without a trailing slash. */
 /** This checkout: where main.ts, deno.json and deno.lock are. */

@@ -20,7 +20,7 @@ import {
   type TraceEvent,
 } from "../sandbox/learn.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
-import { whichAll } from "./which.ts";
+import { whichAll } from "../kernel/which.ts";
 
 /** Audit events of the kernel's file tools, and what each needs. */
 const FILE_EVENTS: Record<string, "read" | "self" | "parent"> = {

@@ -3,6 +3,7 @@
  * restricts itself and execs the target (hidden from the command list by its `_`).
  */
 import { OstkError } from "../kernel/errors.ts";
+import { whichAll } from "../kernel/which.ts";
 import { findRoot } from "../kernel/layout.ts";
 import {
   defaultPolicy,
@@ -180,8 +181,5 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 async function which(name: string): Promise<string | null> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir && await isFile(`${dir}/${name}`)) return `${dir}/${name}`;
-  }
-  return null;
+  return (await whichAll(name))[0] ?? null;
 }

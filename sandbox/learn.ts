@@ -21,6 +21,7 @@
  */
 import { parseAgentfile } from "../kernel/agentfile_parse.ts";
 import { OstkError } from "../kernel/errors.ts";
+import { whichAll } from "../kernel/which.ts";
 import { killGroup } from "../kernel/proc.ts";
 import { DEVICE_WRITE, SYSTEM_READ } from "./policy.ts";
 import { STRACE_FLAGS, StraceParser, type TraceEvent } from "./_strace.ts";
@@ -328,15 +329,8 @@ export async function findStrace(): Promise<string> {
   if (Deno.build.os !== "linux") {
     throw new OstkError("not_found", "ostk learn observes agents with strace, which is Linux-only");
   }
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      if (dir && (await Deno.stat(`${dir}/strace`)).isFile) return `${dir}/strace`;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
-        throw err;
-      }
-    }
-  }
+  const [strace] = await whichAll("strace", Deno.env.get("PATH") ?? "/usr/bin:/bin");
+  if (strace) return strace;
   throw new OstkError(
     "not_found",
     "strace is not installed; ostk learn records what the agent opens with it",

@@ -12,7 +12,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { readLauncherInfo } from "../../cli/install.ts";
-import { whichAll } from "../../cli/which.ts";
+import { whichAll } from "../../kernel/which.ts";
 import { networkEnv } from "../drivers/mcp_fixture.ts";
 import { waitFor } from "../helpers/daemon_fixture.ts";
 
