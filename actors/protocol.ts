@@ -104,7 +104,11 @@ export const METHODS = {
     answer: ApprovalAnswerSchema,
   }),
   "session/approvals": z.strictObject({ alias: alias.optional() }),
-  "session/kill": z.strictObject({ alias }),
+  "session/kill": z.strictObject({
+    alias,
+    // Why, in the operator's words, for the exit row (e.g. `ostk run` giving up on an approval).
+    reason: z.string().min(1).max(300).optional(),
+  }),
   "session/list": z.strictObject({}),
   "session/inspect": z.strictObject({ alias }),
   "lineage/resolve": z.strictObject({ alias, action: z.enum(["revive", "reap"]) }),

@@ -21,8 +21,10 @@ export function createRouter(ctx: DaemonContext): Router {
       }
       case "session/spawn":
         return ctx.sessions.spawn(params as MethodParams<"session/spawn">);
-      case "session/kill":
-        return ctx.sessions.kill((params as MethodParams<"session/kill">).alias);
+      case "session/kill": {
+        const { alias, reason } = params as MethodParams<"session/kill">;
+        return ctx.sessions.kill(alias, reason);
+      }
       case "session/list":
         return ctx.sessions.list().then((sessions) => ({ sessions }));
       case "session/approve":

@@ -417,10 +417,13 @@ export class SessionTable {
     }
   }
 
-  /** Stop a session: its CPU is aborted (a command's group gets SIGTERM, then SIGKILL). */
-  kill(alias: string): Promise<{ alias: string; state: string }> {
+  /**
+   * Stop a session: its CPU is aborted (a command's group gets SIGTERM, then SIGKILL). `why`
+   * is the operator's reason, kept after "killed by the operator" in the exit row.
+   */
+  kill(alias: string, why?: string): Promise<{ alias: string; state: string }> {
     const entry = this.#get(alias);
-    const reason = "killed by the operator";
+    const reason = why ? `killed by the operator: ${why}` : "killed by the operator";
     if (!entry.ref && !isOutcome(entry.state)) return this.#endUnstarted(entry, "killed", reason);
     return this.#endWith(entry, { type: "session.kill", reason });
   }

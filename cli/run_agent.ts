@@ -352,7 +352,8 @@ async function follow(
         summary: q.summary,
       },
     };
-    client.request("session/kill", { alias }).then(
+    const reason = `ostk run: needs approval for ${q.class} and nobody can answer (${why})`;
+    client.request("session/kill", { alias, reason: reason.slice(0, 300) }).then(
       () => finish(outcome),
       (e) => finish({ ...outcome, line: `${outcome.line} (the kill failed: ${e.message})` }),
     );

@@ -222,6 +222,11 @@ Deno.test(
       const rows = await auditRows(project);
       const exit = rows.find((r) => r.event === "session.exit")!;
       assert.equal(exit.outcome, "killed");
+      // The log says why the operator's run killed it, not only that it was killed.
+      assert.match(
+        String(exit.reason),
+        /^killed by the operator: ostk run: needs approval for FileWrite and nobody can answer \(stdin is not a terminal\)$/,
+      );
       const asks = rows.filter((r) => r.event === "approval.decide" && r.decision === "ask");
       assert.equal(asks.length, 1, "only the first question was asked");
 
