@@ -52,11 +52,16 @@ async function spawnWriters(project: Project, client: DaemonClient): Promise<voi
 
 const total = (rows: PsRow[]) => rows.reduce((n, r) => n + r.turns, 0);
 
-/** tool.file_* rows per call id. */
+/**
+ * Audited writes per call id: tool.file_* rows, and the gen.recover row that recovery writes for
+ * a call killed between its gen row and its audit row (a SIGKILL can land in that window; the
+ * replayed turn must then skip the call, so it never gets a tool row of its own).
+ */
 function writesByCallId(rows: AuditRow[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const row of rows) {
-    if (!row.event.startsWith("tool.file_") || typeof row.call_id !== "string") continue;
+    const write = row.event.startsWith("tool.file_") || row.event === "gen.recover";
+    if (!write || typeof row.call_id !== "string") continue;
     counts.set(row.call_id, (counts.get(row.call_id) ?? 0) + 1);
   }
   return counts;
