@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { DENO_RUN_FLAGS } from "../cli/background.ts";
+import { DENO_RUN_FLAGS } from "../cli/self.ts";
 import { loadOrCreateOperatorKey } from "../kernel/identity.ts";
 import { initProject } from "../kernel/project_init.ts";
 import { Kernel } from "../kernel/tools.ts";

@@ -2,18 +2,7 @@
 import { OstkError } from "../kernel/errors.ts";
 import { ostkPaths } from "../kernel/layout.ts";
 import { tryConnect } from "./daemon_client.ts";
-
-/** The permissions the daemon runs with when started from source (the same as `deno task ostk`). */
-export const DENO_RUN_FLAGS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-net",
-  "--allow-ffi",
-  "--allow-sys=loadavg,hostname,osRelease",
-  "--unstable-worker-options",
-];
+import { selfArgv } from "./self.ts";
 
 const READY_TIMEOUT_MS = 15_000;
 
@@ -41,11 +30,9 @@ export async function startInBackground(
       "use 'ostk status', or 'ostk stop' first",
     );
   }
-  const main = new URL("../main.ts", import.meta.url);
-  // From source: `deno run <flags> main.ts`; a compiled binary has the flags baked in.
-  const fromSource = main.protocol === "file:" && /deno$/.test(Deno.execPath());
+  const [program, ...self] = selfArgv();
   const args = [
-    ...(fromSource ? ["run", ...DENO_RUN_FLAGS, main.pathname] : []),
+    ...self,
     "-C",
     root,
     "listen",
@@ -56,7 +43,7 @@ export async function startInBackground(
   // Through sh so the daemon's stderr goes straight to the log file: a pipe to this process
   // would break when it exits, while the daemon lives on.
   const child = new Deno.Command("/bin/sh", {
-    args: ["-c", 'exec "$0" "$@" 2>>"$OSTK_DAEMON_LOG"', Deno.execPath(), ...args],
+    args: ["-c", 'exec "$0" "$@" 2>>"$OSTK_DAEMON_LOG"', program, ...args],
     stdin: "null",
     stdout: "null",
     stderr: "null",

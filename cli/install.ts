@@ -127,6 +127,9 @@ ${INFO_PREFIX}${JSON.stringify(info)}
 # OSTK_CWD is unset so ostk acts on the directory it is run from (or -C), never on one inherited
 # from a 'deno task ostk' further up the process tree.
 unset OSTK_CWD
+# OSTK_LAUNCHER tells ostk how to start itself again (its daemon, 'ostk mcp'): through this file.
+case $0 in /*) OSTK_LAUNCHER=$0 ;; *) OSTK_LAUNCHER=$PWD/$0 ;; esac
+export OSTK_LAUNCHER
 ${
     info.npmRegistry
       ? `NPM_CONFIG_REGISTRY=${q(info.npmRegistry)}\nexport NPM_CONFIG_REGISTRY`

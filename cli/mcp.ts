@@ -13,7 +13,7 @@ import { Kernel, type ToolResponse } from "../kernel/tools.ts";
 import { parseListenAddress, serveHttp } from "../drivers/mcp_http.ts";
 import { createMcpServer, diagnose, serveStdio } from "../drivers/mcp_server.ts";
 import { type DaemonMethod, documentedToolLines, type McpBackend } from "../drivers/mcp_tools.ts";
-import { DENO_RUN_FLAGS } from "./background.ts";
+import { selfArgv } from "./self.ts";
 import { type Command, err, EXIT, helpText, out, outJson, parseFlags } from "./command.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { VERSION } from "./version.ts";
@@ -100,16 +100,10 @@ export class ProjectBackend implements McpBackend {
   }
 }
 
-/** How `ostk mcp` is started from this process: the binary itself, or deno on main.ts. */
+/** How `ostk mcp` is started from this process: the way this process itself was started. */
 export function selfCommand(): { command: string; args: string[] } {
-  const main = new URL("../main.ts", import.meta.url);
-  const fromSource = main.protocol === "file:" && /deno$/.test(Deno.execPath());
-  return {
-    command: Deno.execPath(),
-    args: fromSource
-      ? ["run", ...DENO_RUN_FLAGS, decodeURIComponent(main.pathname), "mcp"]
-      : ["mcp"],
-  };
+  const [command, ...args] = selfArgv();
+  return { command, args: [...args, "mcp"] };
 }
 
 const MCP_JSON_PATH = `{ "mcpServers": { "ostk": { "command": "ostk", "args": ["mcp"] } } }`;

@@ -12,6 +12,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { readLauncherInfo } from "../../cli/install.ts";
+import { readProc } from "../../kernel/proc.ts";
 import { whichAll } from "../../kernel/which.ts";
 import { networkEnv } from "../drivers/mcp_fixture.ts";
 import { waitFor } from "../helpers/daemon_fixture.ts";
@@ -213,6 +214,13 @@ Deno.test("install e2e: a fresh machine gets an ostk that runs the first hour, o
       quiet("listen", listen);
       const pid = Number(/daemon pid (\d+)/.exec(listen.stdout)?.[1]);
       assert.ok(pid > 0, listen.stdout);
+      // The daemon was started the way the launcher starts ostk: its pinned Deno, cache only.
+      const cmdline = (await readProc(pid, "cmdline") ?? "").split("\0");
+      assert.ok(cmdline[0].startsWith(`${root}/lib/ostk/deno-`), cmdline.join(" "));
+      assert.ok(
+        cmdline.includes("--cached-only") && cmdline.includes("--frozen"),
+        cmdline.join(" "),
+      );
       await Deno.writeTextFile(
         `${project}/write.jsonl`,
         JSON.stringify({

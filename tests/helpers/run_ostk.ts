@@ -2,7 +2,7 @@
  * Run the real `ostk` CLI (main.ts under `deno run`) as a child process, in a scratch directory
  * whose config and home are private to one test, so no test can touch the operator's real key.
  */
-import { DENO_RUN_FLAGS } from "../../cli/background.ts";
+import { DENO_RUN_FLAGS } from "../../cli/self.ts";
 
 const MAIN = decodeURIComponent(new URL(import.meta.resolve("../../main.ts")).pathname);
 
