@@ -118,6 +118,15 @@ const KILLED = { outcome: "killed" } as const;
 const CRASHED = { outcome: "crashed" } as const;
 const LIMITED = { outcome: "limited" } as const;
 
+/** From the final drain to the outcome state the ending recorded (crashed when none did). */
+const ENDINGS = [
+  { guard: { type: "endsAs", params: FINISHED }, target: "finished" },
+  { guard: { type: "endsAs", params: FAILED }, target: "failed" },
+  { guard: { type: "endsAs", params: KILLED }, target: "killed" },
+  { guard: { type: "endsAs", params: LIMITED }, target: "limited" },
+  { target: "crashed" },
+] as const;
+
 export const sessionMachine = setup({
   types: {
     context: {} as SessionContext,
@@ -321,25 +330,9 @@ export const sessionMachine = setup({
         id: "final_drain",
         src: "drainWriter",
         input: ({ context }) => ({ alias: context.alias, reason: "final" as const }),
-        onDone: [
-          { guard: { type: "endsAs", params: FINISHED }, target: "finished" },
-          { guard: { type: "endsAs", params: FAILED }, target: "failed" },
-          { guard: { type: "endsAs", params: KILLED }, target: "killed" },
-          { guard: { type: "endsAs", params: LIMITED }, target: "limited" },
-          { target: "crashed" },
-        ],
+        onDone: ENDINGS,
         // The ending stands when its last snapshot cannot be written; the error is kept.
-        onError: [
-          {
-            guard: { type: "endsAs", params: FINISHED },
-            target: "finished",
-            actions: "recordError",
-          },
-          { guard: { type: "endsAs", params: FAILED }, target: "failed", actions: "recordError" },
-          { guard: { type: "endsAs", params: KILLED }, target: "killed", actions: "recordError" },
-          { guard: { type: "endsAs", params: LIMITED }, target: "limited", actions: "recordError" },
-          { target: "crashed", actions: "recordError" },
-        ],
+        onError: ENDINGS.map((t) => ({ ...t, actions: "recordError" as const })),
       },
     },
     finished: { type: "final", tags: ["terminal", "finished"] },
