@@ -11,6 +11,7 @@ import { projectSigner } from "../kernel/project.ts";
 import { landlockSupport } from "../sandbox/mod.ts";
 import { tryConnect } from "./daemon_client.ts";
 import { type LauncherInfo, lockHash, readLauncherInfo, SOURCE } from "./install.ts";
+import { MCP_JSON_PATH } from "./mcp.ts";
 import { VERSION } from "./version.ts";
 import { whichAll } from "../kernel/which.ts";
 import { exists } from "../kernel/exists.ts";
@@ -24,7 +25,6 @@ export interface Check {
 }
 
 const INSTALL = "npx -y deno@2.9.6 task install";
-const MCP_SNIPPET = `{"mcpServers": {"ostk": {"command": "ostk", "args": ["mcp"]}}}`;
 /** A daemon that accepts but does not answer within this is reported as hung. */
 const DAEMON_ANSWER_MS = 3_000;
 
@@ -297,7 +297,7 @@ export async function checkMcp(dir: string): Promise<Check> {
       check: "mcp",
       status: "warn",
       detail: `no .mcp.json in ${dir}`,
-      fix: `to use ostk from an MCP client, write ${file}: ${MCP_SNIPPET}`,
+      fix: `to use ostk from an MCP client, write ${file}: ${MCP_JSON_PATH}`,
     };
   }
   let servers: Record<string, McpServer>;
@@ -311,7 +311,7 @@ export async function checkMcp(dir: string): Promise<Check> {
       check: "mcp",
       status: "fail",
       detail: `${file}: not JSON with an "mcpServers" object (${err.message})`,
-      fix: `write it as ${MCP_SNIPPET}`,
+      fix: `write it as ${MCP_JSON_PATH}`,
     };
   }
   const isOstk = ([name, s]: [string, McpServer]) =>
@@ -334,7 +334,7 @@ export async function checkMcp(dir: string): Promise<Check> {
       check: "mcp",
       status: "fail",
       detail: `${file}: server '${name}' has no "command"`,
-      fix: `write it as ${MCP_SNIPPET}`,
+      fix: `write it as ${MCP_JSON_PATH}`,
     };
   }
   const [resolved] = await whichAll(command);

@@ -106,7 +106,8 @@ export function selfCommand(): { command: string; args: string[] } {
   return { command, args: [...args, "mcp"] };
 }
 
-const MCP_JSON_PATH = `{ "mcpServers": { "ostk": { "command": "ostk", "args": ["mcp"] } } }`;
+/** The `.mcp.json` that starts ostk from PATH, as the README and doctor give it. */
+export const MCP_JSON_PATH = `{ "mcpServers": { "ostk": { "command": "ostk", "args": ["mcp"] } } }`;
 // Not `deno run … main.ts`: set-up never puts `deno` on PATH (the client would fail with
 // `spawn deno ENOENT`), and that form would ignore deno.lock. The launcher pins both.
 const MCP_JSON_ABSOLUTE =
